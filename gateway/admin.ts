@@ -1,0 +1,139 @@
+/**
+ * The admin listener (node:http; never on the request path): `/healthz`, `/readyz`, Prometheus
+ * `/metrics` unauthenticated, like Caddy's and Envoy's admin ports, meant for loopback or a
+ * private network; everything under `/api/v1/` needs `Authorization: Bearer <admin token>`
+ * (compared in constant time). Every error answers with the cage's JSON error body.
+ */
+import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { CageError, errorBody, isCageError } from '../core/errors.js';
+
+const MAX_ADMIN_BODY = 1024 * 1024;
+
+export interface AdminRequest {
+  method: string;
+  path: string;
+  body: string;
+}
+
+export type AdminHandler = (req: AdminRequest) => Promise<{ status: number; body: unknown }>;
+
+export interface AdminOptions {
+  token: string;
+  /** `GET /metrics` text. */
+  metrics: () => Promise<string>;
+  /** 200 when ready, else 503, with a JSON explanation. */
+  ready: () => { ready: boolean; detail: unknown };
+  /** `/api/v1/...` routes: path → method → handler. */
+  api: Record<string, Partial<Record<string, AdminHandler>>>;
+}
+
+export class AdminServer {
+  private server: Server | undefined;
+  private readonly tokenDigest: Buffer;
+
+  constructor(private readonly opts: AdminOptions) {
+    this.tokenDigest = sha256(opts.token);
+  }
+
+  get port(): number {
+    return (this.server?.address() as AddressInfo | null)?.port ?? 0;
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    const server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000 }, (req, res) => {
+      void this.handle(req, res);
+    });
+    return new Promise((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(new CageError({ code: 'GW_LISTEN_FAILED', message: `admin cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code}`, cause: err })),
+      );
+      server.listen(port, host, () => {
+        this.server = server;
+        resolve();
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      s.close(() => resolve());
+      s.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const requestId = randomUUID();
+    const path = (req.url ?? '/').split('?')[0]!;
+    try {
+      if (path === '/healthz') return send(res, 200, { status: 'ok' });
+      if (path === '/readyz') {
+        const r = this.opts.ready();
+        return send(res, r.ready ? 200 : 503, { ready: r.ready, detail: r.detail });
+      }
+      if (path === '/metrics') {
+        const text = await this.opts.metrics();
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+        res.end(text);
+        return;
+      }
+      if (!path.startsWith('/api/v1/')) throw new CageError({ code: 'ADMIN_NOT_FOUND', message: `no admin endpoint ${path}` });
+      if (!this.authorized(req.headers.authorization)) {
+        res.setHeader('www-authenticate', 'Bearer realm="cage-admin"');
+        throw new CageError({ code: 'ADMIN_UNAUTHORIZED', message: 'missing or wrong admin token' });
+      }
+      const methods = this.opts.api[path.slice('/api/v1'.length)];
+      if (methods === undefined) throw new CageError({ code: 'ADMIN_NOT_FOUND', message: `no admin endpoint ${path}` });
+      const handler = methods[req.method ?? 'GET'];
+      if (handler === undefined) {
+        res.setHeader('allow', Object.keys(methods).join(', '));
+        throw new CageError({ code: 'ADMIN_METHOD_NOT_ALLOWED', message: `${req.method} not allowed on ${path}` });
+      }
+      const body = await readBody(req);
+      const out = await handler({ method: req.method ?? 'GET', path, body });
+      send(res, out.status, out.body);
+    } catch (err) {
+      const e = isCageError(err) ? err : new CageError({ code: 'GW_INTERNAL', message: 'internal admin error', cause: err });
+      if (!res.headersSent) {
+        res.writeHead(e.status, { 'content-type': 'application/json', 'x-request-id': requestId });
+        res.end(errorBody(e.code, e.message, requestId));
+      }
+    }
+  }
+
+  private authorized(header: string | undefined): boolean {
+    if (header === undefined || !header.startsWith('Bearer ')) return false;
+    return timingSafeEqual(sha256(header.slice(7).trim()), this.tokenDigest);
+  }
+}
+
+function sha256(s: string): Buffer {
+  return createHash('sha256').update(s).digest();
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      n += c.length;
+      if (n > MAX_ADMIN_BODY) {
+        reject(new CageError({ code: 'GW_BODY_TOO_LARGE', message: `admin request body exceeds ${MAX_ADMIN_BODY} bytes` }));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}

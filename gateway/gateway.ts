@@ -1,0 +1,280 @@
+/**
+ * The proxy listener: a uWebSockets.js app whose one handler runs every request through the
+ * pipeline (identify → limit → decide → open → forward → record). Holds the current compiled
+ * state and swaps it on reload; rebinds the listener when `listen` or `tls` change; drains on
+ * shutdown (stop accepting, let in-flight exchanges finish up to the grace period).
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
+import type { Logger } from 'pino';
+import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
+import { CageError, errorBody } from '../core/errors.js';
+import type { CageConfig } from './config/load.js';
+import { Exchange } from './exchange.js';
+import { ProxyRequest, RequestBody, type ForwardHost } from './forward.js';
+import { buildUpstreamHeaders, isTrusted } from './headers.js';
+import type { Recorder, Stage } from './pipeline.js';
+import { runStages } from './pipeline.js';
+import { GatewayState } from './state.js';
+import { HealthChecker } from './upstream/health.js';
+import { UpstreamRegistry } from './upstream/upstream.js';
+import { loadUws, statusLine } from './uws.js';
+import { WebSocketProxy } from './websocket.js';
+
+const REQUEST_ID_RE = /^[A-Za-z0-9._:@/+=-]{1,200}$/;
+const CONTENT_LENGTH_RE = /^\d{1,15}$/;
+
+export interface GatewayOptions {
+  logger: Logger;
+  recorders: Recorder[];
+  stages?: readonly Stage[];
+}
+
+interface Listener {
+  app: TemplatedApp;
+  socket: us_listen_socket;
+  port: number;
+  key: string;
+}
+
+export class Gateway implements ForwardHost {
+  state: GatewayState;
+  readonly registry = new UpstreamRegistry();
+  readonly health: HealthChecker;
+  readonly ws: WebSocketProxy;
+  inflight = 0;
+  draining = false;
+  private listener: Listener | undefined;
+  private readonly oldListeners: Listener[] = [];
+  private stages: readonly Stage[];
+  private readonly recorders: Recorder[];
+  private readonly logger: Logger;
+  private collecting: string[] = [];
+  private collectingBytes = 0;
+  private drained: (() => void) | null = null;
+
+  constructor(config: CageConfig, opts: GatewayOptions) {
+    loadUws();
+    this.logger = opts.logger;
+    this.recorders = opts.recorders;
+    this.stages = opts.stages ?? [];
+    this.state = new GatewayState(config, this.registry, this.stages);
+    this.health = new HealthChecker(this.logger);
+    this.health.update(this.state.routes);
+    this.ws = new WebSocketProxy(this, this.logger);
+  }
+
+  /** The port actually bound (useful with port 0). */
+  get port(): number {
+    return this.listener?.port ?? 0;
+  }
+
+  async listen(): Promise<void> {
+    this.listener = await this.bind(this.state.config);
+  }
+
+  /** Replace the pipeline stages (later issues register identify/limit/decide/open here). */
+  setStages(stages: readonly Stage[]): void {
+    this.stages = stages;
+    this.apply(this.state.config);
+  }
+
+  /** Swap in a new config: new routes take new requests; in-flight ones finish on the old. */
+  async reload(config: CageConfig): Promise<void> {
+    const old = this.listener;
+    const key = listenerKey(config);
+    if (old !== undefined && old.key !== key) {
+      const next = await this.bind(config); // throws before anything changes when it cannot bind
+      this.apply(config);
+      this.listener = next;
+      this.closeListener(old);
+      return;
+    }
+    this.apply(config);
+  }
+
+  private apply(config: CageConfig): void {
+    const prev = this.state;
+    this.state = new GatewayState(config, this.registry, this.stages);
+    this.health.update(this.state.routes);
+    void Promise.all(this.registry.release(prev.upstreamRefs()));
+  }
+
+  private bind(config: CageConfig): Promise<Listener> {
+    const uws = loadUws();
+    let app: TemplatedApp;
+    if (config.tls !== undefined) {
+      checkTls(config.tls.cert, config.tls.key);
+      app = uws.SSLApp({ cert_file_name: config.tls.cert, key_file_name: config.tls.key });
+    } else {
+      app = uws.App();
+    }
+    app.ws('/*', this.ws.behavior());
+    app.any('/*', this.onRequest);
+    const { host, port } = config.listen;
+    return new Promise((resolve, reject) => {
+      app.listen(host, port, (socket) => {
+        if (socket === false) {
+          reject(new CageError({ code: 'GW_LISTEN_FAILED', message: `cannot listen on ${host}:${port} (address in use or not permitted)` }));
+          return;
+        }
+        resolve({ app, socket, port: uws.us_socket_local_port(socket as never), key: listenerKey(config) });
+      });
+    });
+  }
+
+  private closeListener(l: Listener): void {
+    loadUws().us_listen_socket_close(l.socket);
+    this.oldListeners.push(l);
+  }
+
+  /** Stop accepting; resolves when in-flight exchanges are done or after `graceMs`. */
+  async drain(graceMs: number): Promise<boolean> {
+    this.draining = true;
+    if (this.listener !== undefined) this.closeListener(this.listener);
+    this.listener = undefined;
+    this.health.stop();
+    this.ws.closeAll(1001, 'cage shutting down');
+    if (this.inflight === 0) return true;
+    let timer: NodeJS.Timeout | undefined;
+    const done = await Promise.race([
+      new Promise<boolean>((r) => (this.drained = () => r(true))),
+      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), graceMs))),
+    ]);
+    clearTimeout(timer);
+    return done;
+  }
+
+  async close(): Promise<void> {
+    if (this.listener !== undefined) this.closeListener(this.listener);
+    this.listener = undefined;
+    this.health.stop();
+    this.ws.closeAll(1001, 'cage shutting down');
+    await this.registry.destroyAll();
+  }
+
+  // ---- the hot path -------------------------------------------------------------------------
+
+  private readonly collectHeader = (k: string, v: string): void => {
+    this.collecting.push(k, v);
+    this.collectingBytes += k.length + v.length + 4;
+  };
+
+  private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
+    const state = this.state;
+    const ex = new Exchange();
+    ex.startedAt = performance.now();
+    this.inflight++;
+    ex.method = req.getCaseSensitiveMethod();
+    const url = req.getUrl();
+    const q = req.getQuery();
+    ex.path = url;
+    ex.target = q === undefined ? url : `${url}?${q}`;
+    ex.scheme = state.config.tls === undefined ? 'http' : 'https';
+    this.collecting = ex.headers;
+    this.collectingBytes = ex.method.length + ex.target.length + 12;
+    req.forEach(this.collectHeader);
+    ex.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    const rid = ex.header('x-request-id');
+    ex.id = rid !== undefined && REQUEST_ID_RE.test(rid) ? rid : randomUUID();
+    ex.host = ex.header('host') ?? '';
+
+    if (this.collectingBytes > state.config.maxHeaderBytes) {
+      return this.reject(res, ex, 'GW_HEADERS_TOO_LARGE', `request headers exceed ${state.config.maxHeaderBytes} bytes`);
+    }
+    if (ex.host === '' || url.charCodeAt(0) !== 47 /* / */) {
+      return this.reject(res, ex, 'GW_BAD_REQUEST', ex.host === '' ? 'missing Host header' : 'request target must be an absolute path');
+    }
+    const route = state.router.match(ex.host, url);
+    if (route === undefined) return this.reject(res, ex, 'GW_NO_ROUTE', `no route for ${ex.host}${url}`);
+    ex.route = route.name;
+
+    const cl = ex.header('content-length');
+    const chunked = ex.header('transfer-encoding') !== undefined;
+    let length = 0;
+    if (cl !== undefined) {
+      if (!CONTENT_LENGTH_RE.test(cl)) return this.reject(res, ex, 'GW_BAD_REQUEST', 'invalid Content-Length');
+      length = Number(cl);
+      if (length > route.config.maxBodyBytes) {
+        return this.reject(res, ex, 'GW_BODY_TOO_LARGE', `request body of ${length} bytes exceeds ${route.config.maxBodyBytes}`);
+      }
+    }
+    const body = length > 0 || chunked ? new RequestBody(res, ex, route.config.maxBodyBytes) : null;
+    const headers = buildUpstreamHeaders(ex, isTrusted(state.trusted, ex.remoteAddress), route.config.requestHeaders);
+    const pr = new ProxyRequest(this, res, ex, route, headers, body);
+    res.onAborted(() => pr.clientAborted());
+    if (state.stages.length === 0) {
+      pr.start();
+      return;
+    }
+    runStages(
+      state.stages,
+      ex,
+      0,
+      (denied) => {
+        if (ex.aborted) return this.finish(ex);
+        if (denied === undefined) return pr.start();
+        this.sendError(res, ex, denied, body !== null && !body.readableEnded);
+        this.finish(ex);
+      },
+      (err) => {
+        this.logger.error({ err, request_id: ex.id }, 'pipeline stage failed');
+        if (ex.aborted) return this.finish(ex);
+        this.sendError(res, ex, new CageError({ code: 'GW_INTERNAL', message: 'internal error in the request pipeline' }), body !== null);
+        this.finish(ex);
+      },
+    );
+  };
+
+  /** Answer before anything was forwarded; closes the connection when a body may follow. */
+  private reject(res: HttpResponse, ex: Exchange, code: CageError['code'], message: string): void {
+    const close = code !== 'GW_NO_ROUTE' || ex.header('content-length') !== undefined || ex.header('transfer-encoding') !== undefined;
+    this.sendError(res, ex, new CageError({ code, message }), close);
+    this.finish(ex);
+  }
+
+  sendError(res: HttpResponse, ex: Exchange, err: CageError, closeConnection: boolean): void {
+    ex.status = err.status;
+    ex.errorCode = err.code;
+    const body = errorBody(err.code, err.message, ex.id);
+    res.cork(() => {
+      res.writeStatus(statusLine(err.status));
+      res.writeHeader('content-type', 'application/json');
+      res.writeHeader('cache-control', 'no-store');
+      res.writeHeader('x-request-id', ex.id);
+      res.end(body, closeConnection);
+    });
+  }
+
+  finish(ex: Exchange): void {
+    if (ex.endedAt !== 0) return;
+    ex.endedAt = performance.now();
+    if (ex.status === 0) ex.status = 499; // client closed before any answer (nginx's convention)
+    this.record(ex);
+    if (--this.inflight === 0 && this.drained !== null) this.drained();
+  }
+
+  record(ex: Exchange): void {
+    for (const r of this.recorders) {
+      try {
+        r.record(ex);
+      } catch (err) {
+        this.logger.error({ err }, 'recorder failed');
+      }
+    }
+  }
+}
+
+function listenerKey(c: CageConfig): string {
+  return `${c.listen.host}:${c.listen.port}|${c.tls?.cert ?? ''}|${c.tls?.key ?? ''}`;
+}
+
+/** uWS fails opaquely on bad TLS files: check them with Node's TLS first. */
+function checkTls(certFile: string, keyFile: string): void {
+  try {
+    createSecureContext({ cert: readFileSync(certFile), key: readFileSync(keyFile) });
+  } catch (err) {
+    throw new CageError({ code: 'GW_TLS_INVALID', message: `TLS cert/key unusable (${certFile}, ${keyFile}): ${(err as Error).message}`, cause: err });
+  }
+}
