@@ -74,6 +74,29 @@ const MODE_NONE = 0;
 const MODE_LENGTH = 1;
 const MODE_CHUNKED = 2;
 
+/*
+ * uWS `cork(cb)` runs cb synchronously; passing module-level functions that act on `current`
+ * avoids allocating a closure per write on the hot path.
+ */
+let current: ProxyRequest | null = null;
+function corkedWriteChunk(): void {
+  current!.writeChunk();
+}
+function corkedEnd(): void {
+  const pr = current!;
+  if (pr.hasPendingHead()) pr.writeHead();
+  pr.res.end();
+}
+function corkedEndWithoutBody(): void {
+  const pr = current!;
+  pr.writeHead();
+  const status = pr.ex.status;
+  const total = pr.contentLength;
+  // endWithoutBody() with no argument writes no Content-Length (204/304, or length unknown).
+  if (status === 204 || total < 0) pr.res.endWithoutBody();
+  else pr.res.endWithoutBody(total);
+}
+
 export class ProxyRequest implements Dispatcher.DispatchHandler {
   private upstream: Upstream | undefined = undefined;
   private abortUpstream: ((err?: Error) => void) | null = null;
@@ -82,6 +105,10 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
   private responded = false;
   private mode = MODE_NONE;
   private total = -1;
+  private head: string[] | null = null;
+  private chunk: Buffer | null = null;
+  private writeOk = true;
+  private writeDone = false;
   private pending: Buffer | null = null;
   private pendingOffset = 0;
   private attempts = 0;
@@ -89,16 +116,15 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
 
   constructor(
     private readonly host: ForwardHost,
-    private readonly res: HttpResponse,
-    private readonly ex: Exchange,
+    readonly res: HttpResponse,
+    readonly ex: Exchange,
     private readonly route: CompiledRoute,
-    headers: string[],
     private readonly body: RequestBody | null,
   ) {
     this.dispatchOpts = {
       path: ex.target,
       method: ex.method,
-      headers,
+      headers: null,
       body,
       idempotent: IDEMPOTENT.has(ex.method),
       blocking: body !== null,
@@ -106,8 +132,17 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     };
   }
 
+  /**
+   * Send with these upstream headers (built after the pipeline stages ran, since stages may
+   * change the request's headers).
+   */
+  forward(headers: string[]): void {
+    this.dispatchOpts.headers = headers;
+    this.start();
+  }
+
   /** Pick an upstream and send; answers 503 when none is healthy. */
-  start(exclude?: Upstream): void {
+  private start(exclude?: Upstream): void {
     const up = this.route.balancer.pick(Date.now(), exclude) ?? (exclude !== undefined && exclude.healthy(Date.now()) ? exclude : undefined);
     if (up === undefined) {
       this.fail(new CageError({ code: 'GW_NO_HEALTHY_UPSTREAM', message: `no healthy upstream for route ${this.route.name}` }));
@@ -141,58 +176,74 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     ex.status = statusCode;
     ex.upstreamHeadersAt = performance.now();
     const head = buildResponseHeaders(rawHeaders, this.route.config.responseHeaders, ex.id);
-    const bodyless = ex.method === 'HEAD' || statusCode === 204 || statusCode === 304;
     this.total = head.contentLength;
-    const res = this.res;
-    const h = head.headers;
-    res.cork(() => {
-      res.writeStatus(statusLine(statusCode));
-      for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
-      if (bodyless) {
-        this.responded = true;
-        // endWithoutBody() with no argument writes no Content-Length (204/304, or length unknown).
-        if (statusCode === 204 || this.total < 0) res.endWithoutBody();
-        else res.endWithoutBody(this.total);
-      } else if (this.total === 0) {
-        this.responded = true;
-        res.end();
-      }
-    });
+    this.head = head.headers;
+    const bodyless = ex.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    if (bodyless || this.total === 0) {
+      this.responded = true;
+      current = this;
+      this.res.cork(bodyless ? corkedEndWithoutBody : corkedEnd);
+      return true;
+    }
+    // The head is written together with the first body bytes (uWS only completes a head when the
+    // body starts), so a small response leaves in one write instead of two.
     this.mode = this.total > 0 ? MODE_LENGTH : MODE_CHUNKED;
     return true;
+  }
+
+  hasPendingHead(): boolean {
+    return this.head !== null;
+  }
+
+  get contentLength(): number {
+    return this.total;
+  }
+
+  /** Inside a cork: status line and headers. */
+  writeHead(): void {
+    const res = this.res;
+    const h = this.head!;
+    this.head = null;
+    res.writeStatus(statusLine(this.ex.status));
+    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+  }
+
+  /** Inside a cork: the head (if still pending) and `this.chunk`. */
+  writeChunk(): void {
+    if (this.head !== null) this.writeHead();
+    if (this.mode === MODE_LENGTH) {
+      const r = this.res.tryEnd(this.chunk!, this.total);
+      this.writeOk = r[0];
+      this.writeDone = r[1];
+    } else {
+      this.writeOk = this.res.write(this.chunk!);
+      this.writeDone = false;
+    }
   }
 
   onData(chunk: Buffer): boolean {
     if (this.responded || this.ex.aborted) return true;
     this.ex.bytesOut += chunk.length;
     const res = this.res;
-    if (this.mode === MODE_LENGTH) {
-      const offset = res.getWriteOffset();
-      let result: [boolean, boolean] = [true, false];
-      res.cork(() => {
-        result = res.tryEnd(chunk, this.total);
-      });
-      if (result[1]) {
-        this.responded = true;
-        return true;
-      }
-      if (!result[0]) {
-        this.pending = chunk;
-        this.pendingOffset = offset;
-        res.onWritable(this.onWritableLength);
-        return false;
-      }
+    const offset = this.mode === MODE_LENGTH ? res.getWriteOffset() : 0;
+    this.chunk = chunk;
+    current = this;
+    res.cork(corkedWriteChunk);
+    this.chunk = null;
+    if (this.writeDone) {
+      this.responded = true;
       return true;
     }
-    let ok = true;
-    res.cork(() => {
-      ok = res.write(chunk);
-    });
-    if (!ok) {
-      res.onWritable(this.onWritableChunked);
-      return false;
+    if (this.writeOk) return true;
+    if (this.mode === MODE_LENGTH) {
+      // tryEnd keeps nothing it could not send: retry from the offset uWS reports.
+      this.pending = chunk;
+      this.pendingOffset = offset;
+      res.onWritable(this.onWritableLength);
+    } else {
+      res.onWritable(this.onWritableChunked); // write() buffered it all; wait for the drain
     }
-    return true;
+    return false;
   }
 
   private readonly onWritableLength = (offset: number): boolean => {
@@ -221,8 +272,12 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     up.recordSuccess();
     if (!this.ex.aborted && !this.responded) {
       this.responded = true;
-      if (this.mode === MODE_CHUNKED) this.res.cork(() => this.res.end());
-      else this.res.close(); // length mode ending early cannot happen with strictContentLength
+      if (this.mode === MODE_CHUNKED) {
+        current = this;
+        this.res.cork(corkedEnd);
+      } else {
+        this.res.close(); // length mode ending early cannot happen with strictContentLength
+      }
     }
     this.host.finish(this.ex);
   }
@@ -293,9 +348,13 @@ function classify(err: Error): CageErrorCode {
     case 'UND_ERR_CLOSED':
       return 'GW_UPSTREAM_RESET';
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
+    // undici refuses to send a client header its own checks reject (a control character in a
+    // value, a name that is no token): the client's request is at fault, not the upstream.
+    case 'UND_ERR_INVALID_ARG':
       return 'GW_BAD_REQUEST';
     default:
-      return code.startsWith('HPE_') || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO'
+      // undici's HTTPParserError (garbage instead of a response) often carries no HPE_ code.
+      return code.startsWith('HPE_') || err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO'
         ? 'GW_UPSTREAM_BAD_RESPONSE'
         : 'GW_INTERNAL';
   }
@@ -313,7 +372,9 @@ function upstreamMessage(code: CageErrorCode, up: Upstream | undefined, err: Err
     case 'GW_UPSTREAM_BAD_RESPONSE':
       return `${where} sent a malformed response`;
     case 'GW_BAD_REQUEST':
-      return 'request body does not match its Content-Length';
+      return (err as NodeJS.ErrnoException).code === 'UND_ERR_INVALID_ARG'
+        ? `request cannot be forwarded: ${err.message}`
+        : 'request body does not match its Content-Length';
     default:
       return 'internal error while forwarding';
   }

@@ -16,6 +16,7 @@ import { ProxyRequest, RequestBody, type ForwardHost } from './forward.js';
 import { buildUpstreamHeaders, isTrusted } from './headers.js';
 import type { Recorder, Stage } from './pipeline.js';
 import { runStages } from './pipeline.js';
+import { hasDotSegment } from './router.js';
 import { GatewayState } from './state.js';
 import { HealthChecker } from './upstream/health.js';
 import { UpstreamRegistry } from './upstream/upstream.js';
@@ -156,9 +157,20 @@ export class Gateway implements ForwardHost {
 
   // ---- the hot path -------------------------------------------------------------------------
 
+  /** How often the fields that decide routing and body framing appeared (counted while collecting). */
+  private hostFields = 0;
+  private framingFields = 0;
+  private codingFields = 0;
+
   private readonly collectHeader = (k: string, v: string): void => {
     this.collecting.push(k, v);
     this.collectingBytes += k.length + v.length + 4;
+    if (k === 'host') this.hostFields++;
+    else if (k === 'content-length') this.framingFields++;
+    else if (k === 'transfer-encoding') {
+      this.framingFields++;
+      this.codingFields++;
+    }
   };
 
   private readonly onRequest = (res: HttpResponse, req: HttpRequest): void => {
@@ -174,7 +186,11 @@ export class Gateway implements ForwardHost {
     ex.scheme = state.config.tls === undefined ? 'http' : 'https';
     this.collecting = ex.headers;
     this.collectingBytes = ex.method.length + ex.target.length + 12;
+    this.hostFields = this.framingFields = this.codingFields = 0;
     req.forEach(this.collectHeader);
+    const hostFields = this.hostFields;
+    const framingFields = this.framingFields;
+    const chunked = this.codingFields !== 0;
     ex.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
     const rid = ex.header('x-request-id');
     ex.id = rid !== undefined && REQUEST_ID_RE.test(rid) ? rid : randomUUID();
@@ -183,15 +199,22 @@ export class Gateway implements ForwardHost {
     if (this.collectingBytes > state.config.maxHeaderBytes) {
       return this.reject(res, ex, 'GW_HEADERS_TOO_LARGE', `request headers exceed ${state.config.maxHeaderBytes} bytes`);
     }
+    // Smuggling defences (RFC 9112 §3.2, §6.1, §6.3): one Host; at most one framing field, and a
+    // Transfer-Encoding only when it is exactly `chunked` (the cage re-frames the body for the
+    // upstream, so a coding it would drop, or two framings read two ways, never get through).
+    if (hostFields > 1) return this.reject(res, ex, 'GW_BAD_REQUEST', 'more than one Host header');
+    if (framingFields > 1) return this.reject(res, ex, 'GW_BAD_REQUEST', 'conflicting or repeated Content-Length / Transfer-Encoding');
+    if (chunked && !isChunked(ex.header('transfer-encoding')!)) return this.reject(res, ex, 'GW_BAD_REQUEST', 'unsupported Transfer-Encoding (only chunked)');
     if (ex.host === '' || url.charCodeAt(0) !== 47 /* / */) {
       return this.reject(res, ex, 'GW_BAD_REQUEST', ex.host === '' ? 'missing Host header' : 'request target must be an absolute path');
     }
+    if (ex.method === 'CONNECT') return this.reject(res, ex, 'GW_BAD_REQUEST', 'CONNECT is not supported by a reverse proxy');
+    if (hasDotSegment(url)) return this.reject(res, ex, 'GW_BAD_REQUEST', 'dot-segments (/./, /../, or %2e forms) are not allowed in the path');
     const route = state.router.match(ex.host, url);
     if (route === undefined) return this.reject(res, ex, 'GW_NO_ROUTE', `no route for ${ex.host}${url}`);
     ex.route = route.name;
 
-    const cl = ex.header('content-length');
-    const chunked = ex.header('transfer-encoding') !== undefined;
+    const cl = framingFields !== 0 && !chunked ? ex.header('content-length') : undefined;
     let length = 0;
     if (cl !== undefined) {
       if (!CONTENT_LENGTH_RE.test(cl)) return this.reject(res, ex, 'GW_BAD_REQUEST', 'invalid Content-Length');
@@ -201,11 +224,11 @@ export class Gateway implements ForwardHost {
       }
     }
     const body = length > 0 || chunked ? new RequestBody(res, ex, route.config.maxBodyBytes) : null;
-    const headers = buildUpstreamHeaders(ex, isTrusted(state.trusted, ex.remoteAddress), route.config.requestHeaders);
-    const pr = new ProxyRequest(this, res, ex, route, headers, body);
+    const pr = new ProxyRequest(this, res, ex, route, body);
     res.onAborted(() => pr.clientAborted());
+    const trusted = isTrusted(state.trusted, ex.remoteAddress);
     if (state.stages.length === 0) {
-      pr.start();
+      pr.forward(buildUpstreamHeaders(ex, trusted, route.config.requestHeaders));
       return;
     }
     runStages(
@@ -214,7 +237,7 @@ export class Gateway implements ForwardHost {
       0,
       (denied) => {
         if (ex.aborted) return this.finish(ex);
-        if (denied === undefined) return pr.start();
+        if (denied === undefined) return pr.forward(buildUpstreamHeaders(ex, trusted, route.config.requestHeaders));
         this.sendError(res, ex, denied, body !== null && !body.readableEnded);
         this.finish(ex);
       },
@@ -264,6 +287,10 @@ export class Gateway implements ForwardHost {
       }
     }
   }
+}
+
+function isChunked(te: string): boolean {
+  return te === 'chunked' || te.trim().toLowerCase() === 'chunked';
 }
 
 function listenerKey(c: CageConfig): string {

@@ -41,9 +41,17 @@ export class Balancer {
         return best;
       }
       default: {
-        const start = this.next++ % n;
-        if (this.next >= 0x3fffffff) this.next = 0;
-        return this.scan(start, now, exclude);
+        // Continue after the last pick, so unhealthy upstreams' share spreads evenly.
+        const start = this.next % n;
+        for (let i = 0; i < n; i++) {
+          const idx = (start + i) % n;
+          const u = ups[idx]!;
+          if (u !== exclude && u.healthy(now)) {
+            this.next = idx + 1;
+            return u;
+          }
+        }
+        return undefined;
       }
     }
   }
