@@ -171,7 +171,14 @@ async function serve(opts: { config: CageConfig; configFile?: string }, echo?: E
       void cage
         .shutdown()
         .then(() => echo?.close())
-        .then(() => resolve(0));
+        .then(
+          () => resolve(0),
+          (err: unknown) => {
+            // Never hang on a failed shutdown: say why and exit non-zero.
+            process.stderr.write(`cage: shutdown failed: ${(err as Error).stack ?? String(err)}\n`);
+            resolve(1);
+          },
+        );
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));

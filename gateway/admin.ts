@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { CageError, errorBody, isCageError } from '../core/errors.js';
 
 const MAX_ADMIN_BODY = 1024 * 1024;
+/** How long close() lets answers in progress finish before cutting their connections. */
+const CLOSE_GRACE_MS = 5000;
 
 export interface AdminRequest {
   method: string;
@@ -31,10 +33,17 @@ export interface AdminOptions {
 
 export class AdminServer {
   private server: Server | undefined;
-  private readonly tokenDigest: Buffer;
+  private tokenDigest: Buffer;
+  /** Responses in progress (close() lets them finish, then ends their connections). */
+  private readonly active = new Set<ServerResponse>();
 
   constructor(private readonly opts: AdminOptions) {
     this.tokenDigest = sha256(opts.token);
+  }
+
+  /** Accept a new token from now on (a reload that only changes the token keeps the listener). */
+  setToken(token: string): void {
+    this.tokenDigest = sha256(token);
   }
 
   get port(): number {
@@ -56,17 +65,30 @@ export class AdminServer {
     });
   }
 
+  /**
+   * Stop accepting; idle connections close now, busy ones after their answer is sent (it may be
+   * the answer to the reload that closes this listener), or after CLOSE_GRACE_MS at the latest.
+   */
   close(): Promise<void> {
     const s = this.server;
     this.server = undefined;
     if (s === undefined) return Promise.resolve();
     return new Promise((resolve) => {
-      s.close(() => resolve());
-      s.closeAllConnections();
+      const timer = setTimeout(() => s.closeAllConnections(), CLOSE_GRACE_MS);
+      timer.unref();
+      s.close(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+      for (const res of this.active) if (!res.headersSent) res.setHeader('connection', 'close');
+      s.closeIdleConnections();
     });
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.active.add(res);
+    res.once('close', () => this.active.delete(res));
+    if (this.server === undefined) res.setHeader('connection', 'close');
     const requestId = randomUUID();
     const path = (req.url ?? '/').split('?')[0]!;
     try {
@@ -93,7 +115,7 @@ export class AdminServer {
         res.setHeader('allow', Object.keys(methods).join(', '));
         throw new CageError({ code: 'ADMIN_METHOD_NOT_ALLOWED', message: `${req.method} not allowed on ${path}` });
       }
-      const body = await readBody(req);
+      const body = await readBody(req, res);
       const out = await handler({ method: req.method ?? 'GET', path, body });
       send(res, out.status, out.body);
     } catch (err) {
@@ -120,19 +142,27 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(JSON.stringify(body));
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/**
+ * The request body as text, up to MAX_ADMIN_BODY. Past the limit it stops collecting and refuses
+ * (413): the socket is left to Node, which discards the rest after the answer and closes the
+ * connection, so the client reads a JSON error instead of a reset.
+ */
+function readBody(req: IncomingMessage, res: ServerResponse): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let n = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       n += c.length;
       if (n > MAX_ADMIN_BODY) {
+        req.off('data', onData);
+        req.resume();
+        res.setHeader('connection', 'close');
         reject(new CageError({ code: 'GW_BODY_TOO_LARGE', message: `admin request body exceeds ${MAX_ADMIN_BODY} bytes` }));
-        req.destroy();
         return;
       }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });

@@ -11,7 +11,7 @@ import { CageError, isCageError } from '../core/errors.js';
 import { AdminServer } from './admin.js';
 import { loadConfigFile, parseConfigText, type CageConfig } from './config/load.js';
 import { Gateway } from './gateway.js';
-import { AccessLog, createLogger, flushLogger } from './log.js';
+import { AccessLog, closeLogger, createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import type { Recorder, Stage } from './pipeline.js';
 
@@ -33,6 +33,7 @@ export class Cage {
   private readonly accessLog: Recorder;
   private readonly recorders: Recorder[] = [];
   private stopping = false;
+  private reloading: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly opts: CageOptions) {
     this.config = opts.config;
@@ -50,11 +51,13 @@ export class Cage {
   static async start(opts: CageOptions): Promise<Cage> {
     mkdirSync(opts.config.dataDir, { recursive: true });
     const cage = new Cage(opts);
-    await cage.gateway.listen();
     try {
+      await cage.gateway.listen();
       await cage.startAdmin(opts.config);
     } catch (err) {
+      // Nothing may outlive a failed start (health-check timers, upstream pools, the log file).
       await cage.gateway.close();
+      if (opts.logger === undefined) closeLogger(cage.logger);
       throw err;
     }
     cage.logger.info(
@@ -97,8 +100,12 @@ export class Cage {
   private async startAdmin(config: CageConfig): Promise<void> {
     if (!config.admin.enabled) return;
     this.adminToken = this.resolveAdminToken(config);
+    this.admin = await this.bindAdmin(config, this.adminToken);
+  }
+
+  private async bindAdmin(config: CageConfig, token: string): Promise<AdminServer> {
     const admin = new AdminServer({
-      token: this.adminToken,
+      token,
       metrics: () => this.metrics.text(),
       ready: () => this.readiness(),
       api: {
@@ -124,7 +131,7 @@ export class Cage {
       },
     });
     await admin.listen(config.admin.listen.host, config.admin.listen.port);
-    this.admin = admin;
+    return admin;
   }
 
   private readiness(): { ready: boolean; detail: unknown } {
@@ -136,27 +143,53 @@ export class Cage {
 
   /**
    * Load a new config (from `text`, else from the config file) and switch to it. On any error the
-   * old config keeps running and ADMIN_RELOAD_FAILED says why.
+   * old config keeps running and ADMIN_RELOAD_FAILED says why. Reloads run one at a time (SIGHUP
+   * and the admin API may race).
    */
-  async reload(text?: string): Promise<CageConfig> {
+  reload(text?: string): Promise<CageConfig> {
+    const run = this.reloading.then(() => this.reloadNow(text));
+    this.reloading = run.catch(() => undefined);
+    return run;
+  }
+
+  private async reloadNow(text: string | undefined): Promise<CageConfig> {
     let next: CageConfig;
+    let newAdmin: AdminServer | undefined;
+    let newToken = this.adminToken;
     try {
+      if (this.stopping) throw new CageError({ code: 'ADMIN_RELOAD_FAILED', message: 'the cage is shutting down' });
       if (text !== undefined) next = parseConfigText(text, this.opts.configFile ? join(this.opts.configFile, '..') : process.cwd());
       else if (this.opts.configFile !== undefined) next = loadConfigFile(this.opts.configFile);
       else throw new CageError({ code: 'CONFIG_NOT_FOUND', message: 'this cage was started without a config file; POST the new config as the request body' });
       mkdirSync(next.dataDir, { recursive: true });
+      // Everything that can fail happens before anything changes: the new admin listener (when it
+      // moves) binds before the proxy switches, and is closed again if the proxy cannot.
+      const prev = this.config.admin;
+      const samePort = next.admin.listen.port === prev.listen.port || next.admin.listen.port === this.admin?.port;
+      const moved = next.admin.enabled && (this.admin === undefined || next.admin.listen.host !== prev.listen.host || !samePort);
+      if (next.admin.enabled) newToken = this.resolveAdminToken(next);
+      if (moved) newAdmin = await this.bindAdmin(next, newToken);
       await this.gateway.reload(next);
-      if (this.admin !== undefined && (next.admin.listen.host !== this.config.admin.listen.host || next.admin.listen.port !== this.config.admin.listen.port || next.admin.token !== this.config.admin.token || !next.admin.enabled)) {
-        const old = this.admin;
-        this.admin = undefined;
-        await old.close();
-        await this.startAdmin(next);
-      }
     } catch (err) {
+      void newAdmin?.close();
       const inner = isCageError(err) ? `${err.code}: ${err.message}` : String(err);
       this.metrics.reloads.inc({ result: 'refused' });
       this.logger.error({ reason: inner }, 'config reload refused; the old config keeps running');
       throw new CageError({ code: 'ADMIN_RELOAD_FAILED', message: `reload refused, old config kept: ${inner}`, cause: err });
+    }
+    // Commit. The old admin listener may be serving this very reload request: it stops accepting
+    // now and closes each connection once its answer is out (not awaited, or the request waits
+    // for itself).
+    const old = this.admin;
+    if (newAdmin !== undefined || !next.admin.enabled) {
+      this.admin = newAdmin;
+      void old?.close();
+    } else if (old !== undefined && newToken !== this.adminToken) {
+      old.setToken(newToken);
+    }
+    this.adminToken = next.admin.enabled ? newToken : '';
+    if (next.log.file !== this.config.log.file) {
+      this.logger.warn({ file: this.config.log.file ?? 'stdout', wanted: next.log.file ?? 'stdout' }, 'log.file changes take effect on restart; still logging to the old destination');
     }
     this.config = next;
     this.logger.level = next.log.level;
@@ -170,13 +203,17 @@ export class Cage {
   async shutdown(graceMs: number = this.config.shutdownGraceMs): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    // A reload in progress may be binding a listener: let it finish (later ones are refused).
+    await this.reloading;
     this.logger.info({ in_flight: this.gateway.inflight, grace_ms: graceMs }, 'shutting down');
     const clean = await this.gateway.drain(graceMs);
     if (!clean) this.logger.warn({ in_flight: this.gateway.inflight }, 'grace period over; closing with requests in flight');
     await this.admin?.close();
     await this.gateway.close();
     this.logger.info('cage stopped');
-    flushLogger(this.logger);
+    // Only a logger the cage made is closed; one passed in belongs to the caller.
+    if (this.opts.logger === undefined) closeLogger(this.logger);
+    else this.logger.flush();
   }
 }
 

@@ -15,7 +15,7 @@ import type { HttpResponse } from 'uWebSockets.js';
 import type { Dispatcher } from 'undici';
 import { CageError, isCageError, type CageErrorCode } from '../core/errors.js';
 import type { Exchange } from './exchange.js';
-import { buildResponseHeaders } from './headers.js';
+import { buildResponseHeaders, wireValue } from './headers.js';
 import type { CompiledRoute } from './state.js';
 import type { Upstream } from './upstream/upstream.js';
 import { statusLine } from './uws.js';
@@ -34,6 +34,10 @@ export interface ForwardHost {
 /** The request body as a Readable fed by uWS `onData`, pausing uWS when undici is not reading. */
 export class RequestBody extends Readable {
   private paused = false;
+  /** uWS delivered the last chunk. */
+  private received = false;
+  /** The response ended first: the rest of the body is read and dropped. */
+  private discarding = false;
 
   constructor(
     private readonly res: HttpResponse,
@@ -45,7 +49,8 @@ export class RequestBody extends Readable {
   }
 
   private onChunk(ab: ArrayBuffer, isLast: boolean): void {
-    if (this.destroyed) return;
+    if (isLast) this.received = true;
+    if (this.destroyed || this.discarding) return;
     const n = ab.byteLength;
     this.ex.bytesIn += n;
     if (this.ex.bytesIn > this.maxBytes) {
@@ -68,6 +73,21 @@ export class RequestBody extends Readable {
       this.res.resume();
     }
   }
+
+  /**
+   * The response is about to end before the upload did (an early 401, say): nobody will read the
+   * rest. uWS must not stay paused (the client could neither finish its upload nor send its next
+   * request), so it is resumed and what is left is read and dropped. Must run before the response
+   * ends: uWS forbids touching `res` after that.
+   */
+  discardRest(): void {
+    if (this.received || this.discarding) return;
+    this.discarding = true;
+    if (this.paused && !this.ex.aborted) {
+      this.paused = false;
+      this.res.resume();
+    }
+  }
 }
 
 const MODE_NONE = 0;
@@ -79,6 +99,11 @@ const MODE_CHUNKED = 2;
  * avoids allocating a closure per write on the hot path.
  */
 let current: ProxyRequest | null = null;
+/** `pr.res.cork(fn)` with `current` set to `pr` for the duration (no closure allocated). */
+function corkFor(pr: ProxyRequest, fn: () => void): void {
+  current = pr;
+  pr.res.cork(fn);
+}
 function corkedWriteChunk(): void {
   current!.writeChunk();
 }
@@ -92,9 +117,12 @@ function corkedEndWithoutBody(): void {
   pr.writeHead();
   const status = pr.ex.status;
   const total = pr.contentLength;
-  // endWithoutBody() with no argument writes no Content-Length (204/304, or length unknown).
-  if (status === 204 || total < 0) pr.res.endWithoutBody();
-  else pr.res.endWithoutBody(total);
+  // uWS 20.30's endWithoutBody(n) writes `Content-Length: n` but then waits for n body bytes:
+  // the response stays pending and the connection's next request is refused (closed). So the
+  // length (HEAD, or a 304 that names one) is written as a plain header, and endWithoutBody()
+  // without an argument ends at once and adds no length of its own.
+  if (status !== 204 && total >= 0) pr.res.writeHeader('content-length', String(total));
+  pr.res.endWithoutBody();
 }
 
 export class ProxyRequest implements Dispatcher.DispatchHandler {
@@ -105,7 +133,7 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
   private responded = false;
   private mode = MODE_NONE;
   private total = -1;
-  private head: string[] | null = null;
+  private head: Array<string | Buffer> | null = null;
   private chunk: Buffer | null = null;
   private writeOk = true;
   private writeDone = false;
@@ -122,7 +150,7 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     private readonly body: RequestBody | null,
   ) {
     this.dispatchOpts = {
-      path: ex.target,
+      path: wireValue(ex.target),
       method: ex.method,
       headers: null,
       body,
@@ -181,8 +209,8 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     const bodyless = ex.method === 'HEAD' || statusCode === 204 || statusCode === 304;
     if (bodyless || this.total === 0) {
       this.responded = true;
-      current = this;
-      this.res.cork(bodyless ? corkedEndWithoutBody : corkedEnd);
+      if (this.body !== null) this.body.discardRest();
+      corkFor(this, bodyless ? corkedEndWithoutBody : corkedEnd);
       return true;
     }
     // The head is written together with the first body bytes (uWS only completes a head when the
@@ -205,7 +233,7 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     const h = this.head!;
     this.head = null;
     res.writeStatus(statusLine(this.ex.status));
-    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i]!, h[i + 1]!);
+    for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i] as string, h[i + 1]!);
   }
 
   /** Inside a cork: the head (if still pending) and `this.chunk`. */
@@ -226,9 +254,10 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     this.ex.bytesOut += chunk.length;
     const res = this.res;
     const offset = this.mode === MODE_LENGTH ? res.getWriteOffset() : 0;
+    // This chunk may end the response (tryEnd): settle the request body first.
+    if (this.body !== null && this.mode === MODE_LENGTH && offset + chunk.length >= this.total) this.body.discardRest();
     this.chunk = chunk;
-    current = this;
-    res.cork(corkedWriteChunk);
+    corkFor(this, corkedWriteChunk);
     this.chunk = null;
     if (this.writeDone) {
       this.responded = true;
@@ -273,8 +302,8 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     if (!this.ex.aborted && !this.responded) {
       this.responded = true;
       if (this.mode === MODE_CHUNKED) {
-        current = this;
-        this.res.cork(corkedEnd);
+        if (this.body !== null) this.body.discardRest();
+        corkFor(this, corkedEnd);
       } else {
         this.res.close(); // length mode ending early cannot happen with strictContentLength
       }
@@ -303,6 +332,13 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
         return;
       }
       this.fail(isCageError(err) ? err : new CageError({ code, message: upstreamMessage(code, this.upstream, err), cause: err }));
+      return;
+    }
+    // The upstream's head arrived but is held back until its first body bytes: nothing has
+    // reached the client yet, so it gets the error instead of a bare closed connection.
+    if (this.head !== null && !this.responded) {
+      this.head = null;
+      this.fail(isCageError(err) ? err : new CageError({ code, message: upstreamMessage(code, up, err), cause: err }));
       return;
     }
     // Mid-body failure: the head is out; cut the connection so the client sees the truncation.
@@ -343,18 +379,22 @@ function classify(err: Error): CageErrorCode {
     case 'UND_ERR_BODY_TIMEOUT':
       return 'GW_UPSTREAM_TIMEOUT';
     case 'UND_ERR_SOCKET':
+      // undici reports some protocol violations as socket errors: a 101 to a plain request
+      // ('bad upgrade'), an unsolicited 100 Continue ('bad response').
+      if (err.message === 'bad upgrade' || err.message === 'bad response') return 'GW_UPSTREAM_BAD_RESPONSE';
+      return 'GW_UPSTREAM_RESET';
     case 'ECONNRESET':
     case 'EPIPE':
     case 'UND_ERR_CLOSED':
       return 'GW_UPSTREAM_RESET';
+    // INVALID_ARG: undici refuses to send a client header its own checks reject (a control
+    // character in a value, a name that is no token): the client's request is at fault.
     case 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH':
-    // undici refuses to send a client header its own checks reject (a control character in a
-    // value, a name that is no token): the client's request is at fault, not the upstream.
     case 'UND_ERR_INVALID_ARG':
       return 'GW_BAD_REQUEST';
     default:
       // undici's HTTPParserError (garbage instead of a response) often carries no HPE_ code.
-      return code.startsWith('HPE_') || err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO'
+      return code.startsWith('HPE_') || err.name === 'HTTPParserError' || code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_INFO' || code === 'UND_ERR_HEADERS_OVERFLOW'
         ? 'GW_UPSTREAM_BAD_RESPONSE'
         : 'GW_INTERNAL';
   }

@@ -13,7 +13,7 @@ import { CageError, errorBody } from '../core/errors.js';
 import type { CageConfig } from './config/load.js';
 import { Exchange } from './exchange.js';
 import { ProxyRequest, RequestBody, type ForwardHost } from './forward.js';
-import { buildUpstreamHeaders, isTrusted } from './headers.js';
+import { buildUpstreamHeaders, canonicalAddress, isTrusted } from './headers.js';
 import type { Recorder, Stage } from './pipeline.js';
 import { runStages } from './pipeline.js';
 import { hasDotSegment } from './router.js';
@@ -191,7 +191,7 @@ export class Gateway implements ForwardHost {
     const hostFields = this.hostFields;
     const framingFields = this.framingFields;
     const chunked = this.codingFields !== 0;
-    ex.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    ex.remoteAddress = canonicalAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1'));
     const rid = ex.header('x-request-id');
     ex.id = rid !== undefined && REQUEST_ID_RE.test(rid) ? rid : randomUUID();
     ex.host = ex.header('host') ?? '';
@@ -238,13 +238,16 @@ export class Gateway implements ForwardHost {
       (denied) => {
         if (ex.aborted) return this.finish(ex);
         if (denied === undefined) return pr.forward(buildUpstreamHeaders(ex, trusted, route.config.requestHeaders));
-        this.sendError(res, ex, denied, body !== null && !body.readableEnded);
+        if (body !== null && !body.readableEnded) return this.answerAndClose(res, ex, denied);
+        this.sendError(res, ex, denied, false);
         this.finish(ex);
       },
       (err) => {
         this.logger.error({ err, request_id: ex.id }, 'pipeline stage failed');
         if (ex.aborted) return this.finish(ex);
-        this.sendError(res, ex, new CageError({ code: 'GW_INTERNAL', message: 'internal error in the request pipeline' }), body !== null);
+        const internal = new CageError({ code: 'GW_INTERNAL', message: 'internal error in the request pipeline' });
+        if (body !== null) return this.answerAndClose(res, ex, internal);
+        this.sendError(res, ex, internal, false);
         this.finish(ex);
       },
     );
@@ -252,9 +255,32 @@ export class Gateway implements ForwardHost {
 
   /** Answer before anything was forwarded; closes the connection when a body may follow. */
   private reject(res: HttpResponse, ex: Exchange, code: CageError['code'], message: string): void {
-    const close = code !== 'GW_NO_ROUTE' || ex.header('content-length') !== undefined || ex.header('transfer-encoding') !== undefined;
-    this.sendError(res, ex, new CageError({ code, message }), close);
+    const err = new CageError({ code, message });
+    if (code !== 'GW_NO_ROUTE' || ex.header('content-length') !== undefined || ex.header('transfer-encoding') !== undefined) {
+      res.onAborted(() => {
+        ex.aborted = true;
+      });
+      return this.answerAndClose(res, ex, err);
+    }
+    this.sendError(res, ex, err, false);
     this.finish(ex);
+  }
+
+  /**
+   * Answer with an error and close the connection. uWS 20.30 ignores `closeConnection` on an
+   * answer written while it is still parsing the request's read (inside onRequest): it goes on to
+   * dispatch whatever follows in the same read, such as a request smuggled behind a bad
+   * Content-Length, and leaves the socket open. Answered on the next turn instead, uWS closes the
+   * connection at once when another request is queued behind this one (it refuses pipelining
+   * while an answer is pending), else right after the answer. `res.onAborted` must be set.
+   */
+  private answerAndClose(res: HttpResponse, ex: Exchange, err: CageError): void {
+    ex.status = err.status;
+    ex.errorCode = err.code;
+    setImmediate(() => {
+      if (!ex.aborted) this.sendError(res, ex, err, true);
+      this.finish(ex);
+    });
   }
 
   sendError(res: HttpResponse, ex: Exchange, err: CageError, closeConnection: boolean): void {

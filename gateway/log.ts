@@ -12,17 +12,25 @@ export interface LogOptions {
   file: string | undefined;
 }
 
+type Destination = ReturnType<typeof pino.destination>;
+
+/** What createLogger opened for each logger, so closeLogger can release it. */
+const opened = new WeakMap<Logger, { dest: Destination; timer: NodeJS.Timeout; file: boolean }>();
+
 export function createLogger(opts: LogOptions): Logger {
   const dest = pino.destination({ dest: opts.file ?? 1, sync: false, minLength: 4096, mkdir: true });
   // Batches are written when 4 KiB fill up, or within a second on a quiet server.
-  setInterval(() => {
+  const timer = setInterval(() => {
     try {
       dest.flush();
     } catch {
       // not open yet, or already closed: nothing to flush
     }
-  }, 1000).unref();
-  return pino({ level: opts.level, base: { svc: 'cage' }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  }, 1000);
+  timer.unref();
+  const logger = pino({ level: opts.level, base: { svc: 'cage' }, timestamp: pino.stdTimeFunctions.isoTime }, dest);
+  opened.set(logger, { dest, timer, file: opts.file !== undefined });
+  return logger;
 }
 
 /** Flush buffered lines (on shutdown and before exit). */
@@ -32,6 +40,30 @@ export function flushLogger(logger: Logger): void {
   } catch {
     // the destination may not be ready yet (nothing buffered then)
   }
+}
+
+/**
+ * Flush and release what createLogger opened (its timer, and its file; stdout stays open). A
+ * logger made elsewhere is only flushed. A file logger is silenced first: later lines are dropped.
+ */
+export function closeLogger(logger: Logger): void {
+  const o = opened.get(logger);
+  if (o === undefined) return flushLogger(logger);
+  opened.delete(logger);
+  clearInterval(o.timer);
+  if (!o.file) return flushLogger(logger);
+  // A late line (a request or probe finishing after shutdown) must not write to a closed file.
+  logger.level = 'silent';
+  const finish = () => {
+    try {
+      o.dest.end();
+    } catch {
+      // already closed
+    }
+  };
+  // A file still opening cannot be flushed or ended yet: wait for it.
+  if ((o.dest as unknown as { fd: number }).fd < 0) o.dest.once('ready', finish);
+  else finish();
 }
 
 const round3 = (ms: number) => Math.round(ms * 1000) / 1000;

@@ -4,6 +4,8 @@
  * wins, then config order. A prefix matches at a segment boundary: `/api` matches `/api`,
  * `/api/x` and `/api?q`, not `/apix` (a prefix ending in `/` matches anything below it).
  * The Host header is client input: it is lower-cased and its port stripped before lookup.
+ * The path is matched raw (never decoded or normalized), so a path with dot-segments is refused
+ * before routing (`hasDotSegment`).
  */
 
 export interface Routable {
@@ -95,4 +97,17 @@ export function normalizeHost(host: string): string {
     if (c >= 65 && c <= 90) return h.toLowerCase();
   }
   return h;
+}
+
+/** A `.` or `..` segment, literal or percent-encoded, between slashes or backslashes (or %2f / %5c). */
+const DOT_SEGMENT_RE = /(?:^|\/|\\|%2f|%5c)(?:\.|%2e)(?:\.|%2e)?(?:$|\/|\\|%2f|%5c)/i;
+
+/**
+ * True when the raw path has a dot-segment (RFC 3986 §3.3). The router matches the raw path, but
+ * an upstream that resolves dot-segments (§5.2.4) or decodes `%2e` would serve another one:
+ * `/public/../admin` routes as /public and is served as /admin. Clients normalize these away
+ * before sending, so a request that still has one is refused rather than rewritten.
+ */
+export function hasDotSegment(path: string): boolean {
+  return (path.indexOf('.') !== -1 || path.indexOf('%') !== -1) && DOT_SEGMENT_RE.test(path);
 }

@@ -23,12 +23,20 @@ export interface HealthRoute {
 
 export class HealthChecker {
   private timers: NodeJS.Timeout[] = [];
+  private firstTicks: NodeJS.Immediate[] = [];
 
   constructor(private readonly logger: Logger) {}
 
-  /** Restart checks for a new set of routes (upstream health state is kept). */
+  /**
+   * Restart checks for a new set of routes. Upstream health state is kept for upstreams that are
+   * still actively checked; one no route checks any more is healthy again as far as active checks
+   * go (nothing would ever bring it back otherwise).
+   */
   update(routes: readonly HealthRoute[]): void {
     this.stop();
+    const checked = new Set<Upstream>();
+    for (const route of routes) if (route.config.activeHealth !== undefined) for (const u of route.upstreams) checked.add(u);
+    for (const route of routes) for (const u of route.upstreams) if (!checked.has(u)) u.activeHealthy = true;
     for (const route of routes) {
       const check = route.config.activeHealth;
       if (check === undefined) continue;
@@ -39,13 +47,15 @@ export class HealthChecker {
       const timer = setInterval(tick, check.intervalMs);
       timer.unref();
       this.timers.push(timer);
-      setImmediate(tick);
+      this.firstTicks.push(setImmediate(tick));
     }
   }
 
   stop(): void {
     for (const t of this.timers) clearInterval(t);
+    for (const t of this.firstTicks) clearImmediate(t);
     this.timers = [];
+    this.firstTicks = [];
   }
 
   private async probe(route: string, p: Probed, check: ActiveHealthCheck): Promise<void> {
