@@ -83,13 +83,14 @@ export class Gateway implements ForwardHost {
 
   /** Swap in a new config: new routes take new requests; in-flight ones finish on the old. */
   async reload(config: CageConfig): Promise<void> {
-    const old = this.listener;
     const key = listenerKey(config);
-    if (old !== undefined && old.key !== key) {
+    if (this.listener !== undefined && this.listener.key !== key) {
       const next = await this.bind(config); // throws before anything changes when it cannot bind
+      // Read the listener after the await: a concurrent reload may have replaced it meanwhile.
+      const old = this.listener;
       this.apply(config);
       this.listener = next;
-      this.closeListener(old);
+      if (old !== undefined) this.closeListener(old);
       return;
     }
     this.apply(config);

@@ -20,7 +20,8 @@ import type { HttpRequest, HttpResponse, WebSocket, WebSocketBehavior, us_socket
 import { WebSocket as WsClient } from 'ws';
 import { CageError } from '../core/errors.js';
 import { Exchange } from './exchange.js';
-import { buildUpstreamHeaders, isTrusted } from './headers.js';
+import { buildUpstreamHeaders, canonicalAddress, isTrusted } from './headers.js';
+import { hasDotSegment } from './router.js';
 import type { GatewayState } from './state.js';
 
 const HIGH_WATER = 1024 * 1024;
@@ -184,7 +185,7 @@ export class WebSocketProxy {
       ex.headers.push(k, v);
       if (k === 'sec-websocket-protocol') offered.push(v);
     });
-    ex.remoteAddress = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    ex.remoteAddress = canonicalAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1'));
     const rid = ex.header('x-request-id');
     ex.id = rid !== undefined && REQUEST_ID_RE.test(rid) ? rid : randomUUID();
     ex.host = ex.header('host') ?? '';
@@ -199,6 +200,9 @@ export class WebSocketProxy {
     if (protocols === undefined) return fail(new CageError({ code: 'GW_BAD_REQUEST', message: 'malformed Sec-WebSocket-Protocol (tokens separated by commas, no duplicates)' }));
     if (ex.host === '') return fail(new CageError({ code: 'GW_BAD_REQUEST', message: 'missing Host header' }));
     if (!TARGET_RE.test(ex.target)) return fail(new CageError({ code: 'GW_BAD_REQUEST', message: 'request target must be an absolute path' }));
+    // Same rule as plain requests: routing matches the raw prefix, so a path the upstream would
+    // resolve elsewhere (/ws/../admin) is refused rather than passed on.
+    if (hasDotSegment(url)) return fail(new CageError({ code: 'GW_BAD_REQUEST', message: 'dot-segments (/./, /../, or %2e forms) are not allowed in the path' }));
     const route = state.router.match(ex.host, url);
     if (route === undefined) return fail(new CageError({ code: 'GW_NO_ROUTE', message: `no route for ${ex.host}${url}` }));
     ex.route = route.name;

@@ -20,7 +20,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CAGE_COMMAND, REPO_ROOT, cageAvailable, startCage } from './bench/cage.js';
+import { CAGE_COMMAND, REPO_ROOT, buildCage, startCage } from './bench/cage.js';
 import { runIdleTest, type IdleResult } from './bench/idle.js';
 import { proxyConf, startNginx, upstreamConf } from './bench/nginx.js';
 import {
@@ -191,9 +191,7 @@ async function scenarios(dir: string): Promise<ScenarioOutcome> {
 
 async function main(): Promise<number> {
   installCleanupHandlers();
-  if (withCage && !cageAvailable()) {
-    throw new Error(`cli/main.ts not found under ${REPO_ROOT}: the cage is not there yet (use --no-cage to bench nginx only)`);
-  }
+  if (withCage) buildCage();
   ensureTools({ nginx: 'nginx', wrk: 'wrk' });
   for (const port of Object.values(PORTS)) await assertPortFree(port);
   const nofileHard = hardNofileLimit();

@@ -71,7 +71,8 @@ ajv.addFormat('upstream-url', {
   validate: (s: string) => {
     try {
       const u = new URL(s);
-      return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.search === '' && u.hash === '';
+      // An origin only: the request path is forwarded as received, so a base path would be dropped.
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.password === '' && u.pathname === '/' && u.search === '' && u.hash === '' && !/^[a-z]+:\/\/[^/]*\/./i.test(s);
     } catch {
       return false;
     }
@@ -127,7 +128,16 @@ function resolveEnv(value: string | undefined, path: string, env: NodeJS.Process
   return v;
 }
 
-function headerOps(raw: { set: Record<string, string>; remove: string[] }): HeaderOps {
+/** Fields that frame the message or belong to the connection: the cage owns them. */
+const RESERVED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'host']);
+
+function headerOps(raw: { set: Record<string, string>; remove: string[] }, path: string): HeaderOps {
+  for (const [i, name] of [...Object.keys(raw.set), ...raw.remove].entries()) {
+    if (RESERVED_HEADERS.has(name.toLowerCase())) {
+      const where = i < Object.keys(raw.set).length ? `${path}.set.${name}` : `${path}.remove[${i - Object.keys(raw.set).length}]`;
+      throw new CageError({ code: 'CONFIG_INVALID', message: `${where}: ${name.toLowerCase()} is managed by the cage and cannot be set or removed` });
+    }
+  }
   return Object.freeze({
     set: Object.freeze(Object.entries(raw.set).map(([k, v]) => Object.freeze([k.toLowerCase(), v] as const))),
     remove: Object.freeze(raw.remove.map((h) => h.toLowerCase())),
@@ -149,8 +159,8 @@ function normalize(raw: any, baseDir: string, env: NodeJS.ProcessEnv): CageConfi
       pathPrefix: r.match.path,
       upstreams: Object.freeze([...r.upstreams]),
       loadBalancing: r.load_balancing,
-      requestHeaders: headerOps(r.headers.request ?? { set: {}, remove: [] }),
-      responseHeaders: headerOps(r.headers.response ?? { set: {}, remove: [] }),
+      requestHeaders: headerOps(r.headers.request ?? { set: {}, remove: [] }, `routes[${i}].headers.request`),
+      responseHeaders: headerOps(r.headers.response ?? { set: {}, remove: [] }, `routes[${i}].headers.response`),
       connectTimeoutMs: parseDuration(r.timeouts.connect)!,
       responseHeadersTimeoutMs: parseDuration(r.timeouts.response_headers)!,
       idleTimeoutMs: parseDuration(r.timeouts.idle)!,

@@ -1,8 +1,9 @@
-// How the benchmark starts HTTP Cage. CAGE_COMMAND is the one place to adjust if the CLI
-// changes; {from}, {to} and {dataDir} are substituted. It runs from the repository root (so
-// `--import tsx` and the relative path resolve there) in its own session, with stdout/stderr
-// (JSON access logs, if any) in a log file.
+// How the benchmark starts HTTP Cage: the compiled CLI (`bin/cage.js` → dist/, built by
+// `npm run build` before the run), as users run it. CAGE_COMMAND is the one place to adjust if
+// the CLI changes; {from}, {to} and {dataDir} are substituted. It runs from the repository root
+// in its own session, with stdout/stderr (JSON access logs, if any) in a log file.
 
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,9 +13,7 @@ export const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 export const CAGE_COMMAND: readonly string[] = [
   'node',
-  '--import',
-  'tsx',
-  'cli/main.ts',
+  'bin/cage.js',
   'reverse-proxy',
   '--from',
   '{from}',
@@ -26,9 +25,10 @@ export const CAGE_COMMAND: readonly string[] = [
   '--no-admin', // the admin listener defaults to 127.0.0.1:2019: two cages (or another run) would clash
 ];
 
-/** Whether the CLI entry point exists yet (it is being written concurrently). */
-export function cageAvailable(): boolean {
-  return existsSync(join(REPO_ROOT, 'cli', 'main.ts'));
+/** Build dist/ so the bench measures the current sources. */
+export function buildCage(): void {
+  execFileSync('npm', ['run', 'build'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  if (!existsSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'))) throw new Error('npm run build did not produce dist/cli/main.js');
 }
 
 export interface CageOptions {

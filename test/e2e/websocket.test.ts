@@ -159,11 +159,21 @@ describe('e2e: WebSocket pass-through', function () {
     assert.equal(closed.code, 1006);
   });
 
-  it('sends the request target upstream as the client sent it (no dot-segment normalization)', async () => {
-    const { ws } = await connectWs(cage.port, '/ws/%2e%2e/a/../b?q=%2e%2e', {}, fx);
-    const conn = await up.nextConnection('/ws/%2e%2e/a/../b?q=%2e%2e');
-    assert.equal(conn.path, '/ws/%2e%2e/a/../b?q=%2e%2e');
+  it('sends the request target upstream byte for byte (no normalization, query untouched)', async () => {
+    const { ws } = await connectWs(cage.port, '/ws/a%2Fb/%7E?q=%2e%2e&x=/../', {}, fx);
+    const conn = await up.nextConnection('/ws/a%2Fb/%7E?q=%2e%2e&x=/../');
+    assert.equal(conn.path, '/ws/a%2Fb/%7E?q=%2e%2e&x=/../');
     ws.close();
+  });
+
+  it('refuses dot-segments in the handshake path with 400 GW_BAD_REQUEST, like plain requests', async () => {
+    const before = up.connections.length;
+    for (const path of ['/ws/../admin', '/ws/%2e%2e/admin', '/ws/./x']) {
+      const r = await refusedHandshake(cage.port, path);
+      assert.equal(r.status, 400, path);
+      assert.equal(errorCode(r.body), 'GW_BAD_REQUEST', path);
+    }
+    assert.equal(up.connections.length, before);
   });
 
   it('answers 502 GW_WS_UPSTREAM_FAILED when the upstream refuses the handshake', async () => {

@@ -107,6 +107,12 @@ routes:
     refused('routes: [{ name: a, upstreams: [http://a] }, { name: a, upstreams: [http://b] }]', 'CONFIG_INVALID', 'routes[1].name');
     refused('admin: { token: short }\n' + UP, 'CONFIG_INVALID', 'admin.token');
     refused('routes: [{ upstreams: [http://a], retries: -1 }]', 'CONFIG_INVALID', 'routes[0].retries');
+    refused('routes: [{ upstreams: ["http://app:3000/base"] }]', 'CONFIG_INVALID', 'routes[0].upstreams[0]');
+    refused('routes: [{ upstreams: ["http://app:3000?x=1"] }]', 'CONFIG_INVALID', 'routes[0].upstreams[0]');
+    refused('routes: [{ upstreams: [http://a], headers: { response: { set: { Content-Length: "5" } } } }]', 'CONFIG_INVALID', 'routes[0].headers.response.set.Content-Length');
+    refused('routes: [{ upstreams: [http://a], headers: { request: { remove: [x-a, Transfer-Encoding] } } }]', 'CONFIG_INVALID', 'routes[0].headers.request.remove[1]');
+    refused('routes: [{ upstreams: [http://a], headers: { request: { set: { Host: evil } } } }]', 'CONFIG_INVALID', 'routes[0].headers.request.set.Host');
+    assert.equal(parseConfigText('routes: [{ upstreams: ["http://app:3000/"] }]', '/tmp', {}).routes[0]!.upstreams[0], 'http://app:3000/');
   });
 
   it('refuses broken YAML, duplicate keys and missing env vars with their own codes', () => {
