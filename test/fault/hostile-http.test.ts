@@ -10,7 +10,7 @@
  * never come and drops the connection after ~10 s; those cases run concurrently).
  */
 import assert from 'node:assert/strict';
-import { rawErrorCode, rawHeader, rawRequest, type RawResult } from '../helpers/raw.js';
+import { rawErrorCode, rawHeader, rawRequest, readRequests, type RawResult } from '../helpers/raw.js';
 import { Fixtures, request, startCage, startRawUpstream, type RawUpstream } from '../helpers/servers.js';
 
 type Expect =
@@ -160,26 +160,9 @@ describe('fault: hostile HTTP input', function () {
 
   before(async function () {
     upstream = await startRawUpstream((socket) => {
-      let buf = Buffer.alloc(0);
-      socket.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        for (;;) {
-          const end = buf.indexOf('\r\n\r\n');
-          if (end === -1) return;
-          const head = buf.subarray(0, end).toString('latin1');
-          const m = /\r\ncontent-length: *(\d+)/i.exec(head);
-          const chunked = /\r\ntransfer-encoding: *chunked/i.test(head);
-          let total = end + 4 + (m ? Number(m[1]) : 0);
-          if (chunked) {
-            const last = buf.indexOf('\r\n0\r\n\r\n', end);
-            if (last === -1) return;
-            total = last + 7;
-          }
-          if (buf.length < total) return;
-          buf = buf.subarray(total);
-          heads.push(head);
-          socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
-        }
+      readRequests(socket, (head) => {
+        heads.push(head);
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
       });
     }, fx);
     ({ port } = await startCage([{ upstreams: [upstream.url], max_body_bytes: 4096 }], { limits: { max_header_bytes: '8KiB' } }, fx));

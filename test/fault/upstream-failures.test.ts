@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { rawErrorCode, rawRequest, type RawResult } from '../helpers/raw.js';
+import { rawErrorCode, rawRequest, readRequests, type RawResult } from '../helpers/raw.js';
 import {
   closedPort,
   errorCode,
@@ -33,21 +33,9 @@ const NO_PASSIVE = { passive: { max_fails: 1000 } };
 async function startScriptedUpstream(answer: (socket: Socket, n: number, head: string) => void, fx: Fixtures): Promise<RawUpstream & { heads: string[] }> {
   const heads: string[] = [];
   const up = await startRawUpstream((socket) => {
-    let buf = Buffer.alloc(0);
-    let n = 0;
-    socket.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      for (;;) {
-        const end = buf.indexOf('\r\n\r\n');
-        if (end === -1) return;
-        const head = buf.subarray(0, end).toString('latin1');
-        const m = /\r\ncontent-length: *(\d+)/i.exec(head);
-        const total = end + 4 + (m ? Number(m[1]) : 0);
-        if (buf.length < total) return;
-        buf = buf.subarray(total);
-        heads.push(head);
-        answer(socket, n++, head);
-      }
+    readRequests(socket, (head, n) => {
+      heads.push(head);
+      answer(socket, n, head);
     });
   }, fx);
   return Object.assign(up, { heads });

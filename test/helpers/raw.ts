@@ -240,3 +240,31 @@ function responseLength(buf: Buffer, r: RawResponse, head: boolean): number {
     pos = lineEnd + 2 + size + 2;
   }
 }
+
+/**
+ * Server side of a raw upstream: split what arrives on `socket` into whole requests (head plus a
+ * Content-Length or chunked body, as the cage frames them) and call `onRequest(head, n)` for
+ * each, `n` counting requests on this connection.
+ */
+export function readRequests(socket: Socket, onRequest: (head: string, n: number) => void): void {
+  let buf = Buffer.alloc(0);
+  let n = 0;
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    for (;;) {
+      const end = buf.indexOf('\r\n\r\n');
+      if (end === -1) return;
+      const head = buf.subarray(0, end).toString('latin1');
+      const m = /\r\ncontent-length: *(\d+)/i.exec(head);
+      let total = end + 4 + (m ? Number(m[1]) : 0);
+      if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+        const last = buf.indexOf('\r\n0\r\n\r\n', end);
+        if (last === -1) return;
+        total = last + 7;
+      }
+      if (buf.length < total) return;
+      buf = buf.subarray(total);
+      onRequest(head, n++);
+    }
+  });
+}
