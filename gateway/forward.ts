@@ -268,15 +268,22 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
       // tryEnd keeps nothing it could not send: retry from the offset uWS reports.
       this.pending = chunk;
       this.pendingOffset = offset;
-      res.onWritable(this.onWritableLength);
-    } else {
-      res.onWritable(this.onWritableChunked); // write() buffered it all; wait for the drain
     }
+    // Only backpressured responses need the drain callback: bound here, not per request.
+    res.onWritable((this.onWritable ??= this.drained.bind(this)));
     return false;
   }
 
-  private readonly onWritableLength = (offset: number): boolean => {
-    if (this.ex.aborted || this.pending === null) return true;
+  private onWritable: ((offset: number) => boolean) | null = null;
+
+  /** uWS can take more: retry the pending tryEnd slice (length mode) and resume the upstream. */
+  private drained(offset: number): boolean {
+    if (this.ex.aborted) return true;
+    if (this.mode !== MODE_LENGTH) {
+      this.resumeUpstream?.(); // write() buffered everything already
+      return true;
+    }
+    if (this.pending === null) return true;
     const [ok, done] = this.res.tryEnd(this.pending.subarray(offset - this.pendingOffset), this.total);
     if (done) {
       this.responded = true;
@@ -288,12 +295,7 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
       this.resumeUpstream?.();
     }
     return ok;
-  };
-
-  private readonly onWritableChunked = (): boolean => {
-    if (!this.ex.aborted) this.resumeUpstream?.();
-    return true;
-  };
+  }
 
   onComplete(): void {
     const up = this.upstream!;
