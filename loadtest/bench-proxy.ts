@@ -3,7 +3,7 @@
 // connections cost it? Then the Node runner's smoke and websocket scenarios against the cage.
 //
 //   npm run bench:proxy -- [--duration 10] [--rounds 3] [--connections 50,500] [--threads 1]
-//                          [--json out.json] [--no-cage] [--skip-idle] [--skip-scenarios]
+//                          [--json out.json] [--no-cage] [--no-floors] [--skip-idle] [--skip-scenarios]
 //
 // Processes (each in its own session, all killed on exit or signal):
 //   127.0.0.1:18081  nginx upstream, fixed 1 KiB body, one worker          (target "direct")
@@ -11,6 +11,11 @@
 //   127.0.0.1:18083  the cage in front of 18081                            (target "cage")
 //   127.0.0.1:18084  node echo app (HTTP + WebSocket echo), scenario part
 //   127.0.0.1:18085  a second cage in front of 18084, scenario part
+//   127.0.0.1:18086  floor: bare uWS + undici Pool dispatch(), no features  (target "floor-undici")
+//   127.0.0.1:18087  floor: bare uWS + raw net.Socket client, no features   (target "floor-raw")
+// The floors (loadtest/bench/floor.mjs) price the components themselves: the cage cannot beat
+// the floor built from its own front and upstream client, so its ratio to that floor is the cost
+// of everything the cage adds.
 // Rounds interleave the targets (rotating their order) so that drifting machine noise spreads
 // over all of them; medians over rounds are reported, with ratios to the nginx proxy, and the
 // CPU time each target's own processes spent per request (sturdier than req/s on a shared box).
@@ -40,7 +45,7 @@ import { addRatios, formatIdle, formatThroughput, mb, summarizeTarget, type Roun
 import { ensureTools, versionOf } from './bench/tools.js';
 import { runWrk } from './bench/wrk.js';
 
-const PORTS = { upstream: 18081, nginxProxy: 18082, cage: 18083, echo: 18084, cageWs: 18085 } as const;
+const PORTS = { upstream: 18081, nginxProxy: 18082, cage: 18083, echo: 18084, cageWs: 18085, floorUndici: 18086, floorRaw: 18087 } as const;
 const NGINX_TARGET = 'nginx-proxy';
 
 interface Target {
@@ -74,6 +79,7 @@ const { values: args } = parseArgs({
     'only-errors': { type: 'boolean', default: false },
     json: { type: 'string', default: join(tmpdir(), 'http-cage-bench-proxy.json') },
     'no-cage': { type: 'boolean', default: false },
+    'no-floors': { type: 'boolean', default: false },
     'skip-idle': { type: 'boolean', default: false },
     'skip-scenarios': { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
@@ -88,6 +94,7 @@ const connections = args.connections.split(',').map(Number);
 const idleCount = Number(args['idle-conns']);
 const budgetBytes = Number(args['budget-mb']) * 1024 * 1024;
 const withCage = !args['no-cage'];
+const withFloors = !args['no-floors'];
 
 function log(line: string): void {
   console.error(`[bench] ${line}`);
@@ -109,6 +116,15 @@ async function startServers(dir: string): Promise<Target[]> {
       nofile: idleCount + 2000,
     });
     targets.push({ name: 'cage', url: `http://127.0.0.1:${PORTS.cage}/`, proc: cage });
+  }
+  if (withFloors) {
+    for (const [mode, port] of [['undici', PORTS.floorUndici], ['raw', PORTS.floorRaw]] as const) {
+      const proc = spawnManaged(`floor-${mode}`, 'node', ['loadtest/bench/floor.mjs', mode, String(port), String(PORTS.upstream)], {
+        cwd: REPO_ROOT,
+        logFile: join(dir, `floor-${mode}.log`),
+      });
+      targets.push({ name: `floor-${mode}`, url: `http://127.0.0.1:${port}/`, proc });
+    }
   }
   for (const t of targets) {
     const status = await waitForHttp(t.url, t.proc);
@@ -227,6 +243,12 @@ async function main(): Promise<number> {
 
   const wrkLine = `wrk -t${threads}, ${rounds} rounds x ${durationS}s per target and concurrency (medians), ${warmupS}s warm-up`;
   const out: string[] = ['', '=== bench:proxy results ===', wrkLine, formatThroughput(measured), ''];
+  for (const c of connections) {
+    const at = (name: string): number => measured.find((m) => m.connections === c && m.target === name)?.median.requestsPerSec ?? Number.NaN;
+    if (withCage && withFloors) {
+      out.push(`c=${c}: cage / floor-undici ${(at('cage') / at('floor-undici')).toFixed(2)}x, floor-undici / nginx-proxy ${(at('floor-undici') / at(NGINX_TARGET)).toFixed(2)}x, floor-raw / nginx-proxy ${(at('floor-raw') / at(NGINX_TARGET)).toFixed(2)}x`);
+    }
+  }
   out.push(`${idleTarget.name} RSS after the throughput runs: ${mb(rssAfterThroughput)}`);
   if (idle) out.push(formatIdle(idle));
   if (scenarioOutcome) {
