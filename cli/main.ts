@@ -9,6 +9,7 @@ import { parseHostPort } from '../core/units.js';
 import { Cage } from '../gateway/cage.js';
 import { buildConfig, loadConfigFile, type CageConfig } from '../gateway/config/load.js';
 import { startEchoApp, type EchoApp } from '../gateway/echo.js';
+import { AUDIT_HELP, auditMain, consoleOutput } from './audit.js';
 
 const VERSION = '0.1.0';
 
@@ -20,6 +21,7 @@ Commands:
   reverse-proxy   Front an app with one command (like \`caddy reverse-proxy\`)
   run             Run the cage from a YAML config file
   validate        Check a config file and exit
+  audit           Verify the audit log offline: verify, consistency, replay, show
   help [command]  Show help for a command
   version         Print the version
 
@@ -54,10 +56,13 @@ Flags:
   --tls-key FILE      ... and this private key (PEM)
   --trusted-proxy CIDR  Trust X-Forwarded-* / Forwarded from these peers (repeatable)
   --no-access-log     Do not write the JSON access log
+  --audit MODE        async | sync | off: record every exchange in the audit log under
+                      DATA_DIR/audit (default async; see docs/formats.md, \`cage audit --help\`)
   --log-level LEVEL   fatal | error | warn | info | debug | trace | silent (default info)
   -h, --help          Show this help
 `,
     options: {
+      audit: { type: 'string' },
       from: { type: 'string' },
       to: { type: 'string', multiple: true },
       admin: { type: 'string' },
@@ -76,6 +81,8 @@ Flags:
       const admin = v.admin as string | undefined;
       if (admin !== undefined && parseHostPort(admin) === undefined) throw usage(`--admin: expected HOST:PORT, got ${admin}`);
       if ((v['tls-cert'] === undefined) !== (v['tls-key'] === undefined)) throw usage('--tls-cert and --tls-key go together');
+      const audit = (v.audit as string | undefined) ?? 'async';
+      if (!['async', 'sync', 'off'].includes(audit)) throw usage(`--audit: expected async, sync or off, got ${audit}`);
       let echo: EchoApp | undefined;
       let to = v.to as string[] | undefined;
       if (to === undefined || to.length === 0) {
@@ -88,6 +95,7 @@ Flags:
         data_dir: (v['data-dir'] as string | undefined) ?? '.cage',
         trusted_proxies: (v['trusted-proxy'] as string[] | undefined) ?? [],
         log: { access: v['no-access-log'] !== true, level: (v['log-level'] as string | undefined) ?? 'info' },
+        audit: { enabled: audit !== 'off', default_mode: audit },
         routes: [{ name: 'default', upstreams: to, load_balancing: (v.lb as string | undefined) ?? 'round_robin' }],
       };
       if (v['tls-cert'] !== undefined) raw.tls = { cert: v['tls-cert'], key: v['tls-key'] };
@@ -190,6 +198,10 @@ export async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
       const which = name === 'help' ? rest[0] : undefined;
+      if (which === 'audit') {
+        process.stdout.write(AUDIT_HELP);
+        return 0;
+      }
       const cmd = which === undefined ? undefined : COMMANDS[which];
       if (which !== undefined && cmd === undefined) throw usage(`unknown command "${which}"; run \`cage --help\``);
       process.stdout.write(cmd?.usage ?? HELP);
@@ -199,6 +211,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stdout.write(`cage ${VERSION}\n`);
       return 0;
     }
+    if (name === 'audit') return await auditMain(rest, consoleOutput());
     const cmd = COMMANDS[name];
     if (cmd === undefined) throw usage(`unknown command "${name}"; run \`cage --help\``);
     let values: Record<string, unknown>;

@@ -5,7 +5,9 @@
  * (compared in constant time). Every error answers with the cage's JSON error body.
  */
 import { randomUUID, timingSafeEqual, createHash } from 'node:crypto';
+import { createReadStream, statSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { CageError, errorBody, isCageError } from '../core/errors.js';
 
@@ -17,9 +19,30 @@ export interface AdminRequest {
   method: string;
   path: string;
   body: string;
+  query: URLSearchParams;
+  /** For a `prefix/*` route: what follows the prefix. */
+  rest: string;
 }
 
-export type AdminHandler = (req: AdminRequest) => Promise<{ status: number; body: unknown }>;
+export interface AdminAnswer {
+  status: number;
+  body: unknown;
+  /** Send `body` (a string or Buffer) as is with this content type instead of JSON. */
+  contentType?: string;
+}
+
+export type AdminHandler = (req: AdminRequest) => Promise<AdminAnswer>;
+
+/** A folder of static files served read-only under a path prefix (the audit log's tiles). */
+export interface AdminStatic {
+  prefix: string;
+  dir: () => string | undefined;
+  /** Served without the admin token. */
+  public: () => boolean;
+}
+
+/** C2SP tlog-tiles paths (and `checkpoint`): nothing else is served from the folder. */
+const STATIC_PATH_RE = /^(?:checkpoint|tile\/(?:entries|\d{1,2})(?:\/x\d{3})*\/\d{3}(?:\.p\/\d{1,3})?)$/;
 
 export interface AdminOptions {
   token: string;
@@ -27,8 +50,9 @@ export interface AdminOptions {
   metrics: () => Promise<string>;
   /** 200 when ready, else 503, with a JSON explanation. */
   ready: () => { ready: boolean; detail: unknown };
-  /** `/api/v1/...` routes: path → method → handler. */
+  /** `/api/v1/...` routes: path (or `prefix/*`) → method → handler. */
   api: Record<string, Partial<Record<string, AdminHandler>>>;
+  statics?: readonly AdminStatic[];
 }
 
 export class AdminServer {
@@ -90,8 +114,14 @@ export class AdminServer {
     res.once('close', () => this.active.delete(res));
     if (this.server === undefined) res.setHeader('connection', 'close');
     const requestId = randomUUID();
-    const path = (req.url ?? '/').split('?')[0]!;
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q < 0 ? url : url.slice(0, q);
+    const query = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
     try {
+      for (const st of this.opts.statics ?? []) {
+        if (path.startsWith(st.prefix)) return this.serveStatic(req, res, st, path.slice(st.prefix.length));
+      }
       if (path === '/healthz') return send(res, 200, { status: 'ok' });
       if (path === '/readyz') {
         const r = this.opts.ready();
@@ -108,16 +138,22 @@ export class AdminServer {
         res.setHeader('www-authenticate', 'Bearer realm="cage-admin"');
         throw new CageError({ code: 'ADMIN_UNAUTHORIZED', message: 'missing or wrong admin token' });
       }
-      const methods = this.opts.api[path.slice('/api/v1'.length)];
-      if (methods === undefined) throw new CageError({ code: 'ADMIN_NOT_FOUND', message: `no admin endpoint ${path}` });
+      const route = this.findRoute(path.slice('/api/v1'.length));
+      if (route === undefined) throw new CageError({ code: 'ADMIN_NOT_FOUND', message: `no admin endpoint ${path}` });
+      const [methods, rest] = route;
       const handler = methods[req.method ?? 'GET'];
       if (handler === undefined) {
         res.setHeader('allow', Object.keys(methods).join(', '));
         throw new CageError({ code: 'ADMIN_METHOD_NOT_ALLOWED', message: `${req.method} not allowed on ${path}` });
       }
       const body = await readBody(req, res);
-      const out = await handler({ method: req.method ?? 'GET', path, body });
-      send(res, out.status, out.body);
+      const out = await handler({ method: req.method ?? 'GET', path, body, query, rest });
+      if (out.contentType !== undefined) {
+        res.writeHead(out.status, { 'content-type': out.contentType, 'cache-control': 'no-store' });
+        res.end(out.body as string | Buffer);
+      } else {
+        send(res, out.status, out.body);
+      }
     } catch (err) {
       const e = isCageError(err) ? err : new CageError({ code: 'GW_INTERNAL', message: 'internal admin error', cause: err });
       if (!res.headersSent) {
@@ -125,6 +161,50 @@ export class AdminServer {
         res.end(errorBody(e.code, e.message, requestId));
       }
     }
+  }
+
+  private findRoute(path: string): [Partial<Record<string, AdminHandler>>, string] | undefined {
+    const exact = this.opts.api[path];
+    if (exact !== undefined) return [exact, ''];
+    for (const [pattern, methods] of Object.entries(this.opts.api)) {
+      if (pattern.endsWith('/*') && path.startsWith(pattern.slice(0, -1)) && path.length > pattern.length - 1) {
+        return [methods, path.slice(pattern.length - 1)];
+      }
+    }
+    return undefined;
+  }
+
+  /** GET/HEAD of one static log file; anything but a tlog-tiles path is 404. */
+  private serveStatic(req: IncomingMessage, res: ServerResponse, st: AdminStatic, rel: string): void {
+    if (!st.public() && !this.authorized(req.headers.authorization)) {
+      res.setHeader('www-authenticate', 'Bearer realm="cage-admin"');
+      throw new CageError({ code: 'ADMIN_UNAUTHORIZED', message: 'missing or wrong admin token (set audit.public_read to publish the log)' });
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('allow', 'GET, HEAD');
+      throw new CageError({ code: 'ADMIN_METHOD_NOT_ALLOWED', message: `${req.method} not allowed on ${st.prefix}${rel}` });
+    }
+    const dir = st.dir();
+    const file = dir === undefined || !STATIC_PATH_RE.test(rel) ? undefined : join(dir, rel);
+    let size = -1;
+    try {
+      if (file !== undefined) size = statSync(file).size;
+    } catch {
+      size = -1;
+    }
+    if (file === undefined || size < 0) throw new CageError({ code: 'ADMIN_NOT_FOUND', message: `no log file ${st.prefix}${rel}` });
+    const immutable = rel !== 'checkpoint' && !rel.includes('.p/');
+    res.writeHead(200, {
+      'content-type': rel === 'checkpoint' ? 'text/plain; charset=utf-8' : 'application/octet-stream',
+      'content-length': size,
+      // Full tiles never change (C2SP tlog-tiles); the checkpoint and partial tiles do.
+      'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-store',
+    });
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
+    createReadStream(file).on('error', () => res.destroy()).pipe(res);
   }
 
   private authorized(header: string | undefined): boolean {

@@ -8,7 +8,11 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CageError, isCageError } from '../core/errors.js';
-import { AdminServer } from './admin.js';
+import { AuditLog } from '../audit/io/audit-log.js';
+import { decodeRecord } from '../audit/record.js';
+import { AdminServer, type AdminHandler } from './admin.js';
+import { ExchangeAuditor } from './audit.js';
+import { PqFront } from './ohttp.js';
 import { loadConfigFile, parseConfigText, type CageConfig } from './config/load.js';
 import { Gateway } from './gateway.js';
 import { AccessLog, closeLogger, createLogger } from './log.js';
@@ -23,6 +27,11 @@ export interface CageOptions {
   stages?: readonly Stage[];
 }
 
+/** Where the audit log lives under data_dir. */
+export function auditDir(config: CageConfig): string {
+  return join(config.dataDir, 'audit');
+}
+
 export class Cage {
   readonly gateway: Gateway;
   readonly metrics: GatewayMetrics;
@@ -35,11 +44,26 @@ export class Cage {
   private stopping = false;
   private reloading: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly opts: CageOptions) {
+  /** The audit log (none when `audit.enabled` is false). */
+  readonly audit: AuditLog | undefined;
+  private readonly auditor: ExchangeAuditor;
+
+  /** The post-quantum envelope front (none when `pq.enabled` is false). */
+  readonly pq: PqFront | undefined;
+
+  private constructor(
+    private readonly opts: CageOptions,
+    logger: Logger,
+    audit: AuditLog | undefined,
+    pq: PqFront | undefined,
+  ) {
     this.config = opts.config;
-    this.logger = opts.logger ?? createLogger(opts.config.log);
+    this.logger = logger;
+    this.audit = audit;
+    this.pq = pq;
+    this.auditor = new ExchangeAuditor(audit ?? null, opts.config);
     this.accessLog = new AccessLog(this.logger);
-    this.gateway = new Gateway(opts.config, { logger: this.logger, recorders: this.recorders, stages: opts.stages ?? [] });
+    this.gateway = new Gateway(opts.config, { logger: this.logger, recorders: this.recorders, stages: opts.stages ?? [], auditor: this.auditor, pq });
     this.metrics = new GatewayMetrics(
       () => this.gateway.inflight,
       () => this.gateway.registry.all(),
@@ -50,13 +74,30 @@ export class Cage {
 
   static async start(opts: CageOptions): Promise<Cage> {
     mkdirSync(opts.config.dataDir, { recursive: true });
-    const cage = new Cage(opts);
+    const logger = opts.logger ?? createLogger(opts.config.log);
+    let audit: AuditLog | undefined;
+    let pq: PqFront | undefined;
+    let cage: Cage;
+    try {
+      audit = await openAudit(opts.config, logger);
+      if (opts.config.pq.enabled) {
+        pq = await PqFront.open(join(opts.config.dataDir, 'pq'), opts.config.pq, (err) => logger.error({ err }, 'pq key rotation failed'));
+      }
+      cage = new Cage(opts, logger, audit, pq);
+    } catch (err) {
+      pq?.close();
+      await audit?.close();
+      if (opts.logger === undefined) closeLogger(logger);
+      throw err;
+    }
     try {
       await cage.gateway.listen();
       await cage.startAdmin(opts.config);
     } catch (err) {
       // Nothing may outlive a failed start (health-check timers, upstream pools, the log file).
       await cage.gateway.close();
+      pq?.close();
+      await audit?.close();
       if (opts.logger === undefined) closeLogger(cage.logger);
       throw err;
     }
@@ -108,7 +149,9 @@ export class Cage {
       token,
       metrics: () => this.metrics.text(),
       ready: () => this.readiness(),
+      statics: [{ prefix: '/log/', dir: () => this.audit?.dir, public: () => this.config.audit.publicRead }],
       api: {
+        ...this.auditApi(),
         '/config': { GET: async () => ({ status: 200, body: redact(this.config) }) },
         '/config/reload': {
           POST: async (req) => {
@@ -132,6 +175,52 @@ export class Cage {
     });
     await admin.listen(config.admin.listen.host, config.admin.listen.port);
     return admin;
+  }
+
+  /** `/api/v1/audit/*`: the log's state, proofs and records. */
+  private auditApi(): Record<string, Partial<Record<string, AdminHandler>>> {
+    const log = (): AuditLog => {
+      if (this.audit === undefined) throw new CageError({ code: 'ADMIN_NOT_FOUND', message: 'the audit log is disabled (audit.enabled: false)' });
+      return this.audit;
+    };
+    const index = (text: string, what: string): number => {
+      if (!/^(0|[1-9][0-9]{0,15})$/.test(text)) throw new CageError({ code: 'AUDIT_INDEX_OUT_OF_RANGE', message: `${what} must be a decimal integer, got ${JSON.stringify(text.slice(0, 40))}` });
+      return Number(text);
+    };
+    return {
+      '/audit': {
+        GET: async () => {
+          const l = log();
+          const cp = l.latestCheckpoint();
+          return { status: 200, body: { origin: l.origin, verifier_key: l.verifierKey, size: l.size, durable_size: l.durableSize, checkpoint: cp } };
+        },
+      },
+      '/audit/checkpoint': {
+        GET: async () => {
+          const cp = log().latestCheckpoint();
+          if (cp === null) throw new CageError({ code: 'AUDIT_INDEX_OUT_OF_RANGE', message: 'no checkpoint yet' });
+          return { status: 200, body: cp.note, contentType: 'text/plain; charset=utf-8' };
+        },
+      },
+      '/audit/proof/*': {
+        GET: async (req) => ({ status: 200, body: log().proof(index(req.rest, 'the record index')), contentType: 'text/plain; charset=utf-8' }),
+      },
+      '/audit/record/*': {
+        GET: async (req) => {
+          const i = index(req.rest, 'the record index');
+          const bytes = log().record(i);
+          return { status: 200, body: { index: i, record: recordJson(bytes), bytes: bytes.toString('base64') } };
+        },
+      },
+      '/audit/consistency': {
+        GET: async (req) => {
+          const oldSize = index(req.query.get('old') ?? '', 'old');
+          const newSize = index(req.query.get('new') ?? '', 'new');
+          const proof = log().consistency(oldSize, newSize);
+          return { status: 200, body: { old: oldSize, new: newSize, proof: proof.map((h) => h.toString('base64')) } };
+        },
+      },
+    };
   }
 
   private readiness(): { ready: boolean; detail: unknown } {
@@ -191,6 +280,15 @@ export class Cage {
     if (next.log.file !== this.config.log.file) {
       this.logger.warn({ file: this.config.log.file ?? 'stdout', wanted: next.log.file ?? 'stdout' }, 'log.file changes take effect on restart; still logging to the old destination');
     }
+    const a = this.config.audit;
+    if (next.audit.enabled !== a.enabled || next.audit.origin !== a.origin || next.audit.keyFile !== a.keyFile || next.dataDir !== this.config.dataDir) {
+      this.logger.warn('audit.enabled, audit.origin, audit.key and data_dir changes take effect on restart; the running log continues');
+    }
+    this.auditor.configure(next);
+    if (this.pq !== undefined) this.pq.configure(next.pq);
+    if (next.pq.enabled !== this.config.pq.enabled || next.pq.rotateMs !== this.config.pq.rotateMs || next.pq.graceMs !== this.config.pq.graceMs || next.pq.keysPath !== this.config.pq.keysPath) {
+      this.logger.warn('pq.enabled, pq.rotate_every, pq.grace and pq.keys_path changes take effect on restart');
+    }
     this.config = next;
     this.logger.level = next.log.level;
     this.setRecorders(next);
@@ -210,11 +308,38 @@ export class Cage {
     if (!clean) this.logger.warn({ in_flight: this.gateway.inflight }, 'grace period over; closing with requests in flight');
     await this.admin?.close();
     await this.gateway.close();
+    this.pq?.close();
+    try {
+      await this.audit?.close();
+    } catch (err) {
+      this.logger.error({ err }, 'audit log: final checkpoint failed');
+    }
     this.logger.info('cage stopped');
     // Only a logger the cage made is closed; one passed in belongs to the caller.
     if (this.opts.logger === undefined) closeLogger(this.logger);
     else this.logger.flush();
   }
+}
+
+async function openAudit(config: CageConfig, logger: Logger): Promise<AuditLog | undefined> {
+  if (!config.audit.enabled) return undefined;
+  const log = await AuditLog.open({
+    dir: auditDir(config),
+    origin: config.audit.origin,
+    keyFile: config.audit.keyFile,
+    checkpointIntervalMs: config.audit.checkpointIntervalMs,
+    checkpointRecords: config.audit.checkpointRecords,
+    maxPendingMs: config.audit.maxPendingMs,
+    onError: (err) => logger.error({ err }, 'audit log failure'),
+  });
+  logger.info({ origin: log.origin, verifier_key: log.verifierKey, size: log.size }, 'audit log open');
+  return log;
+}
+
+/** A record as JSON for the admin API: digests and signatures in hex. */
+function recordJson(bytes: Buffer): unknown {
+  const r = decodeRecord(bytes);
+  return JSON.parse(JSON.stringify(r, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : (v as { type?: string; data?: number[] })?.type === 'Buffer' ? Buffer.from((v as { data: number[] }).data).toString('hex') : v)));
 }
 
 function redact(c: CageConfig): unknown {

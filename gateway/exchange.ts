@@ -4,6 +4,7 @@
  * constructor so all exchanges share one hidden class (test/gateway/exchange.test.ts checks it).
  * Everything in it that came from the client (headers, path, host) is attacker-controlled.
  */
+import type { Hash } from 'node:crypto';
 import type { CageErrorCode } from '../core/errors.js';
 
 export class Exchange {
@@ -34,8 +35,32 @@ export class Exchange {
   endedAt = 0;
   retries = 0;
   aborted = false;
+  /** The request arrived in a post-quantum envelope (X-Wing HPKE, OHTTP) and was opened by the cage. */
+  pq = false;
   /** Flags raised by stages (e.g. a Yellow policy verdict); empty on the allow path. */
   flags: string[] | null = null;
+
+  // ---- audit (split-origin record); see gateway/audit.ts ----
+  /** Wall-clock arrival time, ms since the epoch. */
+  time = 0;
+  /** The route's audit mode: 0 off, 1 async, 2 sync. */
+  audit = 0;
+  /** Index of this exchange's record in the audit log; -1 until it has one. */
+  auditIndex = -1;
+  /** The index is reserved (the receipt went out) but the record is not written yet. */
+  auditPending = false;
+  /** SHA-256 of the request body so far (created at the first body byte). */
+  requestBodyHash: Hash | null = null;
+  /** SHA-256 of the response body as it streams (when not known in one piece). */
+  responseBodyHash: Hash | null = null;
+  /** Final response body digest, when known. */
+  responseBodyDigest: Buffer | null = null;
+  /** Digest of the response head as the app sent it. */
+  responseHeadersDigest: Buffer | null = null;
+  /** The app's Cage-Origin-Signature header, if it sent one. */
+  originSignature: string | null = null;
+  /** 0 not checked, 1 verified, 2 failed (a discrepancy). */
+  originVerified = 0;
 
   addFlag(flag: string): void {
     (this.flags ??= []).push(flag);

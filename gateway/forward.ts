@@ -10,6 +10,7 @@
  * is retried on another upstream for any method while the request body has not been read; a reset
  * after sending is retried only for idempotent methods without a body.
  */
+import { createHash, hash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { Dispatcher } from 'undici';
@@ -23,8 +24,23 @@ import { statusLine } from './uws.js';
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_PHASE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
+/** SHA-256 of the empty string: the body digest of a bodyless request or response. */
+export const EMPTY_SHA256: Buffer = hash('sha256', Buffer.alloc(0), 'buffer');
+
 /** What the forwarder needs from the gateway around it. */
 export interface ForwardHost {
+  /**
+   * Audit: write the exchange's complete record now (the response body is known) and return its
+   * index, or reserve the next index for a record written at the end; -1 when the route is not
+   * audited. `receipt(index)` is the Cage-Receipt header value.
+   */
+  auditComplete(ex: Exchange, bodyDigest: Buffer): number;
+  auditReserve(ex: Exchange): number;
+  /** Resolves once the record at `index` is durable (fsynced). */
+  auditDurable(index: number): Promise<void>;
+  receipt(index: number): string;
+  /** Check the app's Cage-Origin-Signature over the final body digest (sets ex.originVerified). */
+  verifyOrigin(ex: Exchange, key: string, bodyDigest: Buffer): boolean;
   /** Answer with a JSON error (before the response head only). */
   sendError(res: HttpResponse, ex: Exchange, err: CageError, closeConnection: boolean): void;
   /** The exchange is over (answered, failed or aborted): record it exactly once. */
@@ -58,7 +74,9 @@ export class RequestBody extends Readable {
       return;
     }
     // uWS reuses the chunk's memory after this callback: copy it.
-    if (n > 0 && !this.push(Buffer.copyBytesFrom(new Uint8Array(ab)))) {
+    const chunk = n > 0 ? Buffer.copyBytesFrom(new Uint8Array(ab)) : null;
+    if (chunk !== null && this.ex.audit !== 0) (this.ex.requestBodyHash ??= createHash('sha256')).update(chunk);
+    if (chunk !== null && !this.push(chunk)) {
       if (!isLast && !this.paused && !this.ex.aborted) {
         this.paused = true;
         this.res.pause();
@@ -140,6 +158,10 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
   private pending: Buffer | null = null;
   private pendingOffset = 0;
   private attempts = 0;
+  /** Hold the whole response until its record is durable (audit: sync) or its signature checked. */
+  private readonly buffered: boolean;
+  private bufferedChunks: Buffer[] | null = null;
+  private bufferedBytes = 0;
   private readonly dispatchOpts: Dispatcher.DispatchOptions;
 
   constructor(
@@ -158,6 +180,7 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
       blocking: body !== null,
       reset: false,
     };
+    this.buffered = ex.audit === 2 || route.config.originSignature?.required === true;
   }
 
   /**
@@ -206,10 +229,20 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     const head = buildResponseHeaders(rawHeaders, this.route.config.responseHeaders, ex.id);
     this.total = head.contentLength;
     this.head = head.headers;
+    if (ex.audit !== 0) {
+      ex.responseHeadersDigest = digestRawHead(statusCode, rawHeaders);
+      if (this.route.config.originSignature !== undefined) ex.originSignature = findHeader(rawHeaders, 'cage-origin-signature');
+    }
     const bodyless = ex.method === 'HEAD' || statusCode === 204 || statusCode === 304;
+    if (this.buffered) {
+      // Everything waits for onComplete: the record needs the whole body.
+      if (this.total > this.route.syncMaxResponseBytes) this.tooLarge();
+      return true;
+    }
     if (bodyless || this.total === 0) {
       this.responded = true;
       if (this.body !== null) this.body.discardRest();
+      this.setReceipt(this.host.auditComplete(ex, EMPTY_SHA256));
       corkFor(this, bodyless ? corkedEndWithoutBody : corkedEnd);
       return true;
     }
@@ -225,6 +258,20 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
 
   get contentLength(): number {
     return this.total;
+  }
+
+  /** Add the Cage-Receipt header for the record at `index` (nothing when not audited). */
+  private setReceipt(index: number): void {
+    if (index >= 0) this.head!.push('cage-receipt', this.host.receipt(index));
+  }
+
+  /** A sync-audited response over the limit: the upstream is cut, the client gets 502. */
+  private tooLarge(): void {
+    const err = new CageError({
+      code: 'AUDIT_RESPONSE_TOO_LARGE',
+      message: `response exceeds audit.sync_max_response_bytes (${this.route.syncMaxResponseBytes}) on a route that holds answers for its record`,
+    });
+    if (this.abortUpstream !== null) this.abortUpstream(err);
   }
 
   /** Inside a cork: status line and headers. */
@@ -251,9 +298,35 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
 
   onData(chunk: Buffer): boolean {
     if (this.responded || this.ex.aborted) return true;
-    this.ex.bytesOut += chunk.length;
+    const ex = this.ex;
+    ex.bytesOut += chunk.length;
+    if (this.buffered) {
+      this.bufferedBytes += chunk.length;
+      if (this.bufferedBytes > this.route.syncMaxResponseBytes) {
+        this.bufferedChunks = null;
+        this.tooLarge();
+        return true;
+      }
+      (this.bufferedChunks ??= []).push(chunk);
+      return true;
+    }
     const res = this.res;
     const offset = this.mode === MODE_LENGTH ? res.getWriteOffset() : 0;
+    if (ex.audit !== 0) {
+      if (this.head !== null) {
+        // First bytes: when they are the whole body, the record is complete before the head
+        // leaves (one append, no reservation); otherwise the index is reserved for the end.
+        if (this.mode === MODE_LENGTH && offset === 0 && chunk.length === this.total) {
+          ex.responseBodyDigest = hash('sha256', chunk, 'buffer');
+          this.setReceipt(this.host.auditComplete(ex, ex.responseBodyDigest));
+        } else {
+          (ex.responseBodyHash = createHash('sha256')).update(chunk);
+          this.setReceipt(this.host.auditReserve(ex));
+        }
+      } else {
+        ex.responseBodyHash?.update(chunk);
+      }
+    }
     // This chunk may end the response (tryEnd): settle the request body first.
     if (this.body !== null && this.mode === MODE_LENGTH && offset + chunk.length >= this.total) this.body.discardRest();
     this.chunk = chunk;
@@ -301,6 +374,10 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     const up = this.upstream!;
     up.inflight--;
     up.recordSuccess();
+    if (this.buffered) {
+      this.completeBuffered();
+      return;
+    }
     if (!this.ex.aborted && !this.responded) {
       this.responded = true;
       if (this.mode === MODE_CHUNKED) {
@@ -311,6 +388,71 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
       }
     }
     this.host.finish(this.ex);
+  }
+
+  /**
+   * The whole response is here (buffered mode): check the app's signature, write the record, and
+   * answer once it is durable (sync) or at once (a required signature on an async route).
+   */
+  private completeBuffered(): void {
+    const ex = this.ex;
+    if (ex.aborted || this.responded) {
+      this.host.finish(ex);
+      return;
+    }
+    const chunks = this.bufferedChunks;
+    this.bufferedChunks = null;
+    const body = chunks === null ? EMPTY_BODY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.bufferedBytes);
+    const digest = body.length === 0 ? EMPTY_SHA256 : hash('sha256', body, 'buffer');
+    ex.responseBodyDigest = digest;
+    const sig = this.route.config.originSignature;
+    if (sig !== undefined && !this.host.verifyOrigin(ex, sig.key, digest) && sig.required) {
+      this.head = null;
+      this.fail(new CageError({ code: 'AUDIT_ORIGIN_SIGNATURE_INVALID', message: `the app's Cage-Origin-Signature is ${ex.originSignature === null ? 'missing' : 'invalid'}` }));
+      return;
+    }
+    const index = this.host.auditComplete(ex, digest);
+    this.setReceipt(index);
+    if (ex.audit !== 2 || index < 0) {
+      this.answerBuffered(body);
+      return;
+    }
+    this.host.auditDurable(index).then(
+      () => this.answerBuffered(body),
+      (err: unknown) => {
+        this.head = null;
+        this.fail(isCageError(err) ? err : new CageError({ code: 'AUDIT_STORE_IO', message: 'the audit record could not be made durable', cause: err }));
+      },
+    );
+  }
+
+  /** Write a buffered response: head and body in one go, backpressure through onWritable. */
+  private answerBuffered(body: Buffer): void {
+    const ex = this.ex;
+    if (ex.aborted) {
+      this.host.finish(ex);
+      return;
+    }
+    const bodyless = ex.method === 'HEAD' || ex.status === 204 || ex.status === 304;
+    if (this.body !== null) this.body.discardRest();
+    if (bodyless || body.length === 0) {
+      this.responded = true;
+      corkFor(this, bodyless ? corkedEndWithoutBody : corkedEnd);
+      this.host.finish(ex);
+      return;
+    }
+    this.mode = MODE_LENGTH;
+    this.total = body.length;
+    this.chunk = body;
+    corkFor(this, corkedWriteChunk);
+    this.chunk = null;
+    if (this.writeDone) this.responded = true;
+    else if (!this.writeOk) {
+      this.pending = body;
+      this.pendingOffset = 0;
+      this.res.onWritable((this.onWritable ??= this.drained.bind(this)));
+    }
+    this.host.finish(ex);
   }
 
   onError(err: Error): void {
@@ -366,7 +508,28 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
   }
 }
 
-function classify(err: Error): CageErrorCode {
+const EMPTY_BODY = Buffer.alloc(0);
+/**
+ * Digest of the response head as the app sent it: SHA-256 over `<status>\r\n` then every field
+ * as `name: value\r\n` in arrival order, names lower-cased, values as raw bytes (docs/formats.md).
+ * Built as one latin1 string (a byte-exact image of the raw bytes) and hashed in one call: the
+ * per-field `update`s it replaces cost 5% of the proxy's CPU.
+ */
+export function digestRawHead(status: number, raw: Buffer[]): Buffer {
+  let s = `${status}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) s += `${raw[i]!.toString('latin1').toLowerCase()}: ${raw[i + 1]!.toString('latin1')}\r\n`;
+  return createHash('sha256').update(s, 'latin1').digest();
+}
+
+/** First value of a response field (raw undici headers), as a latin1 string, or null. */
+function findHeader(raw: Buffer[], name: string): string | null {
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i]!.length === name.length && raw[i]!.toString('latin1').toLowerCase() === name) return raw[i + 1]!.toString('latin1');
+  }
+  return null;
+}
+
+export function classify(err: Error): CageErrorCode {
   if (isCageError(err)) return err.code;
   const code = (err as NodeJS.ErrnoException).code ?? '';
   switch (code) {
@@ -402,7 +565,7 @@ function classify(err: Error): CageErrorCode {
   }
 }
 
-function upstreamMessage(code: CageErrorCode, up: Upstream | undefined, err: Error): string {
+export function upstreamMessage(code: CageErrorCode, up: Upstream | undefined, err: Error): string {
   const where = up === undefined ? 'upstream' : `upstream ${up.label}`;
   switch (code) {
     case 'GW_UPSTREAM_UNREACHABLE':

@@ -4,13 +4,16 @@
  * state and swaps it on reload; rebinds the listener when `listen` or `tls` change; drains on
  * shutdown (stop accepting, let in-flight exchanges finish up to the grace period).
  */
-import { randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createSecureContext } from 'node:tls';
 import type { Logger } from 'pino';
 import type { HttpRequest, HttpResponse, TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { CageError, errorBody } from '../core/errors.js';
 import type { CageConfig } from './config/load.js';
+import { ExchangeAuditor } from './audit.js';
+import { MEDIA_TYPE_OHTTP_REQUEST, isEncapsulatedRequest } from '../pq/ohttp.js';
+import type { PqFront } from './ohttp.js';
 import { Exchange } from './exchange.js';
 import { ProxyRequest, RequestBody, type ForwardHost } from './forward.js';
 import { buildUpstreamHeaders, canonicalAddress, isTrusted } from './headers.js';
@@ -30,6 +33,10 @@ export interface GatewayOptions {
   logger: Logger;
   recorders: Recorder[];
   stages?: readonly Stage[];
+  /** Writes the exchanges' audit records; none: nothing is audited. */
+  auditor?: ExchangeAuditor;
+  /** Opens post-quantum envelopes (OHTTP); none: they are forwarded like any POST. */
+  pq?: PqFront;
 }
 
 interface Listener {
@@ -60,11 +67,17 @@ export class Gateway implements ForwardHost {
     this.logger = opts.logger;
     this.recorders = opts.recorders;
     this.stages = opts.stages ?? [];
+    this.auditor = opts.auditor ?? new ExchangeAuditor(null, config);
+    this.pq = opts.pq ?? null;
     this.state = new GatewayState(config, this.registry, this.stages);
     this.health = new HealthChecker(this.logger);
     this.health.update(this.state.routes);
     this.ws = new WebSocketProxy(this, this.logger);
   }
+
+  /** Audit records of exchanges (a no-op auditor when the cage has no log). */
+  auditor: ExchangeAuditor;
+  readonly pq: PqFront | null;
 
   /** The port actually bound (useful with port 0). */
   get port(): number {
@@ -178,6 +191,7 @@ export class Gateway implements ForwardHost {
     const state = this.state;
     const ex = new Exchange();
     ex.startedAt = performance.now();
+    ex.time = Date.now();
     this.inflight++;
     ex.method = req.getCaseSensitiveMethod();
     const url = req.getUrl();
@@ -193,6 +207,7 @@ export class Gateway implements ForwardHost {
     const framingFields = this.framingFields;
     const chunked = this.codingFields !== 0;
     ex.remoteAddress = canonicalAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1'));
+    ex.audit = state.auditDefault;
     const rid = ex.header('x-request-id');
     ex.id = rid !== undefined && REQUEST_ID_RE.test(rid) ? rid : randomUUID();
     ex.host = ex.header('host') ?? '';
@@ -211,9 +226,26 @@ export class Gateway implements ForwardHost {
     }
     if (ex.method === 'CONNECT') return this.reject(res, ex, 'GW_BAD_REQUEST', 'CONNECT is not supported by a reverse proxy');
     if (hasDotSegment(url)) return this.reject(res, ex, 'GW_BAD_REQUEST', 'dot-segments (/./, /../, or %2e forms) are not allowed in the path');
+    const pq = this.pq;
+    if (pq !== null && url === pq.keysPath && ex.method === 'GET' && framingFields === 0) {
+      ex.route = 'pq-keys';
+      ex.audit = 0;
+      pq.serveKeys(res, ex);
+      return this.finish(ex);
+    }
     const route = state.router.match(ex.host, url);
     if (route === undefined) return this.reject(res, ex, 'GW_NO_ROUTE', `no route for ${ex.host}${url}`);
+    if (pq !== null && ex.method === 'POST' && isEncapsulatedRequest(ex.header('content-type'))) {
+      ex.route = route.name;
+      return pq.handle(this, res, ex, state, isTrusted(state.trusted, ex.remoteAddress));
+    }
+    if (route.config.requirePq) {
+      ex.route = route.name;
+      ex.audit = this.auditor.enabled ? route.auditMode : 0;
+      return this.reject(res, ex, 'PQ_REQUIRED', `route ${route.name} only accepts post-quantum envelopes (POST ${MEDIA_TYPE_OHTTP_REQUEST}); see ${pq?.keysPath ?? '/.well-known/ohttp-keys'}`);
+    }
     ex.route = route.name;
+    ex.audit = this.auditor.enabled ? route.auditMode : 0;
 
     const cl = framingFields !== 0 && !chunked ? ex.header('content-length') : undefined;
     let length = 0;
@@ -288,19 +320,48 @@ export class Gateway implements ForwardHost {
     ex.status = err.status;
     ex.errorCode = err.code;
     const body = errorBody(err.code, err.message, ex.id);
+    // What the client gets is this body, whatever the app may have sent before (a withheld answer).
+    ex.bytesOut = Buffer.byteLength(body);
+    // The cage's own answer is the response side of the record (a reserved slot, if the app's
+    // head had already been accounted for, is filled when the exchange finishes).
+    const index = ex.audit === 0 ? -1 : ex.auditIndex >= 0 ? ex.auditIndex : this.auditor.complete(ex, sha256(body));
     res.cork(() => {
       res.writeStatus(statusLine(err.status));
       res.writeHeader('content-type', 'application/json');
       res.writeHeader('cache-control', 'no-store');
       res.writeHeader('x-request-id', ex.id);
+      if (index >= 0) res.writeHeader('cage-receipt', this.auditor.receipt(index));
       res.end(body, closeConnection);
     });
+  }
+
+  // ---- audit hooks for the forwarder (ForwardHost) ----
+
+  auditComplete(ex: Exchange, bodyDigest: Buffer): number {
+    return this.auditor.complete(ex, bodyDigest);
+  }
+
+  auditReserve(ex: Exchange): number {
+    return this.auditor.reserve(ex);
+  }
+
+  auditDurable(index: number): Promise<void> {
+    return this.auditor.durable(index);
+  }
+
+  receipt(index: number): string {
+    return this.auditor.receipt(index);
+  }
+
+  verifyOrigin(ex: Exchange, key: string, bodyDigest: Buffer): boolean {
+    return this.auditor.verifyOrigin(ex, key, bodyDigest);
   }
 
   finish(ex: Exchange): void {
     if (ex.endedAt !== 0) return;
     ex.endedAt = performance.now();
     if (ex.status === 0) ex.status = 499; // client closed before any answer (nginx's convention)
+    if (ex.audit !== 0) this.auditor.finish(ex);
     this.record(ex);
     if (--this.inflight === 0 && this.drained !== null) this.drained();
   }
@@ -314,6 +375,10 @@ export class Gateway implements ForwardHost {
       }
     }
   }
+}
+
+function sha256(text: string): Buffer {
+  return hash('sha256', text, 'buffer');
 }
 
 function isChunked(te: string): boolean {

@@ -16,11 +16,17 @@ export class CompiledRoute {
   readonly hosts: readonly string[];
   readonly pathPrefix: string;
   readonly balancer: Balancer;
+  /** Exchange.audit value: 0 off, 1 async, 2 sync. */
+  readonly auditMode: number;
+  readonly syncMaxResponseBytes: number;
 
   constructor(
     readonly config: RouteConfig,
     readonly upstreams: readonly Upstream[],
+    syncMaxResponseBytes = 8 * 1024 * 1024,
   ) {
+    this.auditMode = config.audit === 'sync' ? 2 : config.audit === 'async' ? 1 : 0;
+    this.syncMaxResponseBytes = syncMaxResponseBytes;
     this.name = config.name;
     this.hosts = config.hosts;
     this.pathPrefix = config.pathPrefix;
@@ -33,16 +39,20 @@ export class GatewayState {
   readonly routes: readonly CompiledRoute[];
   readonly trusted: BlockList | undefined;
   readonly stages: readonly Stage[];
+  /** Exchange.audit of requests that match no route: audit.default_mode. */
+  readonly auditDefault: number;
 
   constructor(
     readonly config: CageConfig,
     registry: UpstreamRegistry,
     stages: readonly Stage[],
   ) {
-    this.routes = config.routes.map((r) => new CompiledRoute(r, r.upstreams.map((u) => registry.acquire(u, r))));
+    this.routes = config.routes.map((r) => new CompiledRoute(r, r.upstreams.map((u) => registry.acquire(u, r)), config.audit.syncMaxResponseBytes));
     this.router = new Router(this.routes);
     this.trusted = compileTrustedProxies(config.trustedProxies);
     this.stages = orderStages(stages);
+    const mode = config.audit.enabled ? config.audit.defaultMode : 'off';
+    this.auditDefault = mode === 'sync' ? 2 : mode === 'async' ? 1 : 0;
   }
 
   /** Every upstream reference this state holds (for UpstreamRegistry.release). */

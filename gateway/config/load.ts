@@ -46,6 +46,42 @@ export interface RouteConfig {
   passiveMaxFails: number;
   passiveFailDurationMs: number;
   websocket: boolean;
+  /** Audit mode: async (record after the answer), sync (answer after the record is fsynced), off. */
+  audit: AuditMode;
+  /** The app signs its answers (Cage-Origin-Signature) with this registered key. */
+  originSignature: { key: string; required: boolean } | undefined;
+  /** Plaintext requests are refused (PQ_REQUIRED): only X-Wing HPKE envelopes (OHTTP) reach this route. */
+  requirePq: boolean;
+}
+
+export interface PqConfig {
+  enabled: boolean;
+  keysPath: string;
+  rotateMs: number;
+  graceMs: number;
+  maxRequestBytes: number;
+  maxResponseBytes: number;
+  /** Freshness window of the inner Date (and the replay cache); 0 = off. */
+  replayWindowMs: number;
+}
+
+export type AuditMode = 'async' | 'sync' | 'off';
+
+export interface AuditConfig {
+  enabled: boolean;
+  /** Mode of routes that name none (and of requests that match no route). */
+  defaultMode: AuditMode;
+  /** Checkpoint origin line; undefined: the one stored in the log, else `http-cage/<hostname>`. */
+  origin: string | undefined;
+  /** Signer key file (C2SP note format); undefined: `<data_dir>/audit/log.key`, made once. */
+  keyFile: string | undefined;
+  checkpointIntervalMs: number;
+  checkpointRecords: number;
+  maxPendingMs: number;
+  syncMaxResponseBytes: number;
+  publicRead: boolean;
+  /** Registered app keys for Cage-Origin-Signature: name → raw 32-byte Ed25519 public key. */
+  originKeys: ReadonlyMap<string, Buffer>;
 }
 
 export interface CageConfig {
@@ -57,6 +93,8 @@ export interface CageConfig {
   maxHeaderBytes: number;
   log: { level: string; access: boolean; file: string | undefined };
   shutdownGraceMs: number;
+  audit: AuditConfig;
+  pq: PqConfig;
   routes: readonly RouteConfig[];
 }
 
@@ -147,6 +185,7 @@ function headerOps(raw: { set: Record<string, string>; remove: string[] }, path:
 /* eslint-disable @typescript-eslint/no-explicit-any -- the raw object was just validated against the schema */
 function normalize(raw: any, baseDir: string, env: NodeJS.ProcessEnv): CageConfig {
   const names = new Set<string>();
+  const auditConfig = normalizeAudit(raw.audit, baseDir);
   const routes = (raw.routes as any[]).map((r, i): RouteConfig => {
     const name: string = r.name ?? `route${i}`;
     if (names.has(name)) throw new CageError({ code: 'CONFIG_INVALID', message: `routes[${i}].name: duplicate route name ${name}` });
@@ -179,6 +218,9 @@ function normalize(raw: any, baseDir: string, env: NodeJS.ProcessEnv): CageConfi
       passiveMaxFails: r.health_checks.passive.max_fails,
       passiveFailDurationMs: parseDuration(r.health_checks.passive.fail_duration)!,
       websocket: r.websocket,
+      audit: auditConfig.enabled ? (r.audit ?? raw.audit.default_mode) : 'off',
+      originSignature: originSignature(r.origin_signature, i, auditConfig),
+      requirePq: r.require_pq,
     });
   });
   const token = resolveEnv(raw.admin.token, 'admin.token', env);
@@ -194,8 +236,59 @@ function normalize(raw: any, baseDir: string, env: NodeJS.ProcessEnv): CageConfi
     maxHeaderBytes: parseSize(raw.limits.max_header_bytes)!,
     log: Object.freeze({ level: raw.log.level, access: raw.log.access, file: raw.log.file === undefined ? undefined : resolve(baseDir, raw.log.file) }),
     shutdownGraceMs: parseDuration(raw.shutdown_grace)!,
+    audit: auditConfig,
+    pq: normalizePq(raw.pq, routes),
     routes: Object.freeze(routes),
   });
+}
+
+function normalizeAudit(a: any, baseDir: string): AuditConfig {
+  const keys = new Map<string, Buffer>();
+  for (const [name, value] of Object.entries(a.origin_keys as Record<string, string>)) {
+    const raw = Buffer.from(value, 'base64');
+    if (raw.length !== 32 || raw.toString('base64') !== value) {
+      throw new CageError({ code: 'CONFIG_INVALID', message: `audit.origin_keys.${name}: must be a raw 32-byte Ed25519 public key in base64` });
+    }
+    keys.set(name, raw);
+  }
+  return Object.freeze({
+    enabled: a.enabled,
+    defaultMode: a.default_mode,
+    origin: a.origin,
+    keyFile: a.key === undefined ? undefined : resolve(baseDir, a.key),
+    checkpointIntervalMs: parseDuration(a.checkpoint_interval)!,
+    checkpointRecords: a.checkpoint_records,
+    maxPendingMs: parseDuration(a.max_pending)!,
+    syncMaxResponseBytes: parseSize(a.sync_max_response_bytes)!,
+    publicRead: a.public_read,
+    originKeys: keys,
+  });
+}
+
+function normalizePq(p: any, routes: readonly RouteConfig[]): PqConfig {
+  const rotateMs = parseDuration(p.rotate_every)!;
+  if (rotateMs < 60_000) throw new CageError({ code: 'CONFIG_INVALID', message: 'pq.rotate_every: must be at least 1m' });
+  const required = routes.find((r) => r.requirePq);
+  if (!p.enabled && required !== undefined) {
+    throw new CageError({ code: 'CONFIG_INVALID', message: `routes: ${required.name} sets require_pq but pq.enabled is false` });
+  }
+  return Object.freeze({
+    enabled: p.enabled,
+    keysPath: p.keys_path,
+    rotateMs,
+    graceMs: parseDuration(p.grace)!,
+    maxRequestBytes: parseSize(p.max_request_bytes)!,
+    maxResponseBytes: parseSize(p.max_response_bytes)!,
+    replayWindowMs: parseDuration(p.replay_window)!,
+  });
+}
+
+function originSignature(o: any, i: number, audit: AuditConfig): RouteConfig['originSignature'] {
+  if (o === undefined) return undefined;
+  if (!audit.originKeys.has(o.key)) {
+    throw new CageError({ code: 'CONFIG_INVALID', message: `routes[${i}].origin_signature.key: ${o.key} is not in audit.origin_keys` });
+  }
+  return Object.freeze({ key: o.key as string, required: o.required as boolean });
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 

@@ -99,7 +99,56 @@ const route = {
       default: {},
     },
     websocket: { type: 'boolean', default: true },
+    audit: { enum: ['async', 'sync', 'off'] },
+    require_pq: { type: 'boolean', default: false },
+    origin_signature: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['key'],
+      properties: {
+        key: { type: 'string', pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+        required: { type: 'boolean', default: false },
+      },
+    },
   },
+} as const;
+
+const audit = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    enabled: { type: 'boolean', default: true },
+    origin: { type: 'string', pattern: '^[\\x21-\\x7e]{1,255}$' },
+    key: { type: 'string', minLength: 1 },
+    default_mode: { enum: ['async', 'sync', 'off'], default: 'async' },
+    checkpoint_interval: { ...duration, default: '1s' },
+    checkpoint_records: { type: 'integer', minimum: 1, maximum: 10000000, default: 10000 },
+    max_pending: { ...duration, default: '30s' },
+    sync_max_response_bytes: { ...size, default: '8MiB' },
+    public_read: { type: 'boolean', default: false },
+    origin_keys: {
+      type: 'object',
+      propertyNames: { pattern: '^[A-Za-z0-9_.-]{1,64}$' },
+      additionalProperties: { type: 'string', minLength: 1 },
+      default: {},
+    },
+  },
+  default: {},
+} as const;
+
+const pq = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    enabled: { type: 'boolean', default: true },
+    keys_path: { type: 'string', pattern: '^/[^\\s?#]*$', default: '/.well-known/ohttp-keys' },
+    rotate_every: { ...duration, default: '24h' },
+    grace: { ...duration, default: '24h' },
+    max_request_bytes: { ...size, default: '16MiB' },
+    max_response_bytes: { ...size, default: '16MiB' },
+    replay_window: { ...duration, default: 0 },
+  },
+  default: {},
 } as const;
 
 export const CONFIG_SCHEMA = {
@@ -146,6 +195,8 @@ export const CONFIG_SCHEMA = {
       default: {},
     },
     shutdown_grace: { ...duration, default: '30s' },
+    audit,
+    pq,
     routes: { type: 'array', items: route, minItems: 1 },
   },
 } as const;

@@ -41,6 +41,8 @@ export interface CageOptions {
   dir: string;
   /** Open-file limit to ask for (the idle test holds 10,000 client sockets). */
   nofile: number;
+  /** Extra CLI flags (e.g. `--audit sync`). */
+  extraArgs?: string[];
 }
 
 export function startCage(options: CageOptions): Managed {
@@ -48,7 +50,7 @@ export function startCage(options: CageOptions): Managed {
   mkdirSync(dataDir, { recursive: true });
   const fill = (arg: string): string =>
     arg.replace('{from}', options.from).replace('{to}', options.to).replace('{dataDir}', dataDir);
-  const [command, ...args] = CAGE_COMMAND.map(fill);
+  const [command, ...args] = [...CAGE_COMMAND.map(fill), ...(options.extraArgs ?? [])];
   return spawnManaged(options.name, command!, args, {
     cwd: REPO_ROOT,
     logFile: join(options.dir, `${options.name}.log`),
