@@ -10,6 +10,8 @@ import { Cage } from '../gateway/cage.js';
 import { buildConfig, loadConfigFile, type CageConfig } from '../gateway/config/load.js';
 import { startEchoApp, type EchoApp } from '../gateway/echo.js';
 import { AUDIT_HELP, auditMain, consoleOutput } from './audit.js';
+import { PQ_HELP, pqMain } from './pq.js';
+import { NOTARY_HELP, notaryMain } from './notary.js';
 
 const VERSION = '0.1.0';
 
@@ -22,6 +24,8 @@ Commands:
   run             Run the cage from a YAML config file
   validate        Check a config file and exit
   audit           Verify the audit log offline: verify, consistency, replay, show
+  pq              Post-quantum envelopes from the command line: fetch (like curl), keys
+  notary          Run a DID notary (witness) for audit logs: init, serve
   help [command]  Show help for a command
   version         Print the version
 
@@ -198,8 +202,9 @@ export async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
       const which = name === 'help' ? rest[0] : undefined;
-      if (which === 'audit') {
-        process.stdout.write(AUDIT_HELP);
+      const sub = which === 'audit' ? AUDIT_HELP : which === 'pq' ? PQ_HELP : which === 'notary' ? NOTARY_HELP : undefined;
+      if (sub !== undefined) {
+        process.stdout.write(sub);
         return 0;
       }
       const cmd = which === undefined ? undefined : COMMANDS[which];
@@ -212,6 +217,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     }
     if (name === 'audit') return await auditMain(rest, consoleOutput());
+    if (name === 'pq') return await pqMain(rest, consoleOutput());
+    if (name === 'notary') return await notaryMain(rest, consoleOutput());
     const cmd = COMMANDS[name];
     if (cmd === undefined) throw usage(`unknown command "${name}"; run \`cage --help\``);
     let values: Record<string, unknown>;

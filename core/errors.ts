@@ -64,6 +64,11 @@ export const ERROR_CODES = {
   PQ_REPLAY: { status: 400, summary: 'The encapsulated request was already answered within the freshness window (same enc).' },
   PQ_STALE: { status: 400, summary: "The inner request's Date is missing or outside the freshness window." },
   PQ_KEY_STORE: { status: 500, summary: 'The post-quantum key directory could not be read or written, or holds a damaged key file.' },
+  PQ_BUSY: { status: 503, summary: 'Too many encapsulated requests are waiting to be opened (the worker pool queue is full); retry later.' },
+  // BISO policies (policies/)
+  POLICY_INVALID: { status: 400, summary: 'A policy bundle is refused at load: not YAML, too large or too deep, an alias, a schema or semantic error; file:line and the reason are named.' },
+  POLICY_BAD_SIGNATURE: { status: 400, summary: "A policy bundle's Ed25519 signature is missing where required, malformed, by an untrusted key, or does not verify over the canonical form." },
+  POLICY_DENIED: { status: 403, summary: 'The BISO policy gave a Red verdict; the body names the violated rule ids.' },
   // DID notaries (witnesses), their registry and the witnessing of checkpoints
   NOTARY_BAD_DID: { status: 400, summary: 'A DID is malformed, uses a method other than did:key or did:web, or its document does not describe it (wrong id).' },
   NOTARY_DID_UNRESOLVABLE: { status: 502, summary: 'A did:web document could not be fetched (unreachable, timeout, not 200, too large, not JSON).' },

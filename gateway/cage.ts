@@ -3,7 +3,7 @@
  * reload (a valid config takes over; an invalid one is refused and the old one keeps running) and
  * graceful shutdown. Signals are the CLI's business, so tests can run several cages in a process.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -13,7 +13,9 @@ import { decodeRecord } from '../audit/record.js';
 import { AdminServer, type AdminHandler } from './admin.js';
 import { ExchangeAuditor } from './audit.js';
 import { PqFront } from './ohttp.js';
+import { NotaryService } from './notaries.js';
 import { loadConfigFile, parseConfigText, type CageConfig } from './config/load.js';
+import type { Exchange } from './exchange.js';
 import { Gateway } from './gateway.js';
 import { AccessLog, closeLogger, createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
@@ -50,17 +52,21 @@ export class Cage {
 
   /** The post-quantum envelope front (none when `pq.enabled` is false). */
   readonly pq: PqFront | undefined;
+  /** The DID notaries witnessing the audit log (none when the log is off). */
+  readonly notaries: NotaryService | undefined;
 
   private constructor(
     private readonly opts: CageOptions,
     logger: Logger,
     audit: AuditLog | undefined,
     pq: PqFront | undefined,
+    notaries: NotaryService | undefined,
   ) {
     this.config = opts.config;
     this.logger = logger;
     this.audit = audit;
     this.pq = pq;
+    this.notaries = notaries;
     this.auditor = new ExchangeAuditor(audit ?? null, opts.config);
     this.accessLog = new AccessLog(this.logger);
     this.gateway = new Gateway(opts.config, { logger: this.logger, recorders: this.recorders, stages: opts.stages ?? [], auditor: this.auditor, pq });
@@ -77,15 +83,18 @@ export class Cage {
     const logger = opts.logger ?? createLogger(opts.config.log);
     let audit: AuditLog | undefined;
     let pq: PqFront | undefined;
+    let notaries: NotaryService | undefined;
     let cage: Cage;
     try {
       audit = await openAudit(opts.config, logger);
+      if (audit !== undefined) notaries = await NotaryService.open(join(opts.config.dataDir, 'notaries.json'), audit, logger);
       if (opts.config.pq.enabled) {
-        pq = await PqFront.open(join(opts.config.dataDir, 'pq'), opts.config.pq, (err) => logger.error({ err }, 'pq key rotation failed'));
+        pq = await PqFront.open(join(opts.config.dataDir, 'pq'), opts.config.pq, (err) => logger.error({ err }, 'pq: key rotation or decapsulation worker failure'));
       }
-      cage = new Cage(opts, logger, audit, pq);
+      cage = new Cage(opts, logger, audit, pq, notaries);
+      notaries?.attach(cage.metrics.registry, (ex, body) => cage.auditAdmin(ex, body));
     } catch (err) {
-      pq?.close();
+      await pq?.close();
       await audit?.close();
       if (opts.logger === undefined) closeLogger(logger);
       throw err;
@@ -96,7 +105,7 @@ export class Cage {
     } catch (err) {
       // Nothing may outlive a failed start (health-check timers, upstream pools, the log file).
       await cage.gateway.close();
-      pq?.close();
+      await pq?.close();
       await audit?.close();
       if (opts.logger === undefined) closeLogger(cage.logger);
       throw err;
@@ -152,6 +161,7 @@ export class Cage {
       statics: [{ prefix: '/log/', dir: () => this.audit?.dir, public: () => this.config.audit.publicRead }],
       api: {
         ...this.auditApi(),
+        ...(this.notaries?.api() ?? {}),
         '/config': { GET: async () => ({ status: 200, body: redact(this.config) }) },
         '/config/reload': {
           POST: async (req) => {
@@ -192,7 +202,19 @@ export class Cage {
         GET: async () => {
           const l = log();
           const cp = l.latestCheckpoint();
-          return { status: 200, body: { origin: l.origin, verifier_key: l.verifierKey, size: l.size, durable_size: l.durableSize, checkpoint: cp } };
+          const signed = l.latestSigned();
+          return {
+            status: 200,
+            body: {
+              origin: l.origin,
+              verifier_key: l.verifierKey,
+              size: l.size,
+              durable_size: l.durableSize,
+              checkpoint: cp,
+              signed_size: signed?.size ?? 0,
+              witnessing: this.notaries?.status() ?? null,
+            },
+          };
         },
       },
       '/audit/checkpoint': {
@@ -221,6 +243,15 @@ export class Cage {
         },
       },
     };
+  }
+
+  /**
+   * Records an admin change as an audit record (route `(admin)`): who (the admin token's holder,
+   * from this address), what (method, path, body digest) and the answer's status.
+   */
+  auditAdmin(ex: Exchange, responseBody: string): void {
+    ex.audit = this.audit === undefined ? 0 : 1;
+    this.auditor.complete(ex, createHash('sha256').update(responseBody).digest());
   }
 
   private readiness(): { ready: boolean; detail: unknown } {
@@ -308,7 +339,8 @@ export class Cage {
     if (!clean) this.logger.warn({ in_flight: this.gateway.inflight }, 'grace period over; closing with requests in flight');
     await this.admin?.close();
     await this.gateway.close();
-    this.pq?.close();
+    await this.pq?.close();
+    this.notaries?.close();
     try {
       await this.audit?.close();
     } catch (err) {

@@ -129,7 +129,10 @@ export class Gateway implements ForwardHost {
     app.any('/*', this.onRequest);
     const { host, port } = config.listen;
     return new Promise((resolve, reject) => {
-      app.listen(host, port, (socket) => {
+      // LIBUS_LISTEN_EXCLUSIVE_PORT (1): uWS otherwise sets SO_REUSEPORT, and a second cage (or
+      // anything else using SO_REUSEPORT) on the same address would silently share the port and
+      // take half the connections instead of failing. The typings lack this overload.
+      (app.listen as unknown as (h: string, p: number, options: number, cb: (s: us_listen_socket | false) => void) => void)(host, port, 1, (socket) => {
         if (socket === false) {
           reject(new CageError({ code: 'GW_LISTEN_FAILED', message: `cannot listen on ${host}:${port} (address in use or not permitted)` }));
           return;

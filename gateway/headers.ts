@@ -205,7 +205,8 @@ export function buildResponseHeaders(raw: Buffer[], ops: HeaderOps, requestId: s
       }
       continue;
     }
-    if (name === 'x-request-id') continue;
+    // The cage's own fields: an app must not forge a receipt or a request id for the client.
+    if (name === 'x-request-id' || name === 'cage-receipt') continue;
     out.push(name, responseValue(raw[i + 1]!));
   }
   out.push('x-request-id', requestId);

@@ -7,6 +7,8 @@
  * sealed back as `message/ohttp-res`. Errors found before decryption are answered in the clear
  * (400 with a code); after it, inside the envelope (RFC 9458 §5.2), so an observer learns nothing
  * from the outer status. Nothing from a bad envelope reaches the app.
+ * Opening (the X-Wing decapsulation and HPKE open, ~1 ms of CPU) runs on a pool of worker threads
+ * (pq/pool.ts, `pq.workers`); BHTTP decoding, the replay cache and sealing stay on the event loop.
  * The inner request is attacker-controlled exactly like a plaintext one: it is routed, checked
  * for dot-segments and framed by the cage, never trusted.
  */
@@ -16,6 +18,7 @@ import type { Dispatcher } from 'undici';
 import { CageError, errorBody, isCageError } from '../core/errors.js';
 import { KeyRing } from '../pq/keys.js';
 import { MEDIA_TYPE_OHTTP_KEYS, MEDIA_TYPE_OHTTP_RESPONSE, OhttpGateway, PqInnerError, type OpenedRequest } from '../pq/ohttp.js';
+import { DecapsulationPool } from '../pq/pool.js';
 import { ReplayGuard } from '../pq/replay.js';
 import type { PqConfig } from './config/load.js';
 import type { Exchange } from './exchange.js';
@@ -44,20 +47,39 @@ export class PqFront {
     private gateway: OhttpGateway,
     private config: PqConfig,
     private readonly stopTimer: () => void,
+    /** The replay cache (pq.replay_window), kept across reloads that leave the window alone. */
+    private replay: ReplayGuard | undefined,
+    /** Opens envelopes on pq.workers threads (inline when 0); holds copies of the ring's seeds. */
+    private readonly pool: DecapsulationPool,
   ) {}
 
-  /** Opens (or makes) the key ring under `dir` and starts its rotation timer. */
+  /**
+   * Opens (or makes) the key ring under `dir`, starts its rotation timer and the envelope workers.
+   * `onError` gets rotation failures and replaced worker threads.
+   */
   static async open(dir: string, config: PqConfig, onError: (err: unknown) => void): Promise<PqFront> {
     const keys = await KeyRing.open({ dir, rotateMs: config.rotateMs, graceMs: config.graceMs });
     const stop = keys.startTimer(Math.min(60_000, Math.max(1000, Math.floor(config.rotateMs / 10))), onError);
-    return new PqFront(keys, makeGateway(keys, config), config, stop);
+    let pool: DecapsulationPool;
+    try {
+      pool = await DecapsulationPool.start({ keys, size: config.workers, onError });
+    } catch (err) {
+      stop();
+      throw err;
+    }
+    const replay = makeReplay(config);
+    return new PqFront(keys, makeGateway(keys, config, replay), config, stop, replay, pool);
   }
 
   /** Take a reloaded config's limits and replay window (rotation settings apply on restart). */
   configure(config: PqConfig): void {
     if (config.maxRequestBytes !== this.config.maxRequestBytes || config.replayWindowMs !== this.config.replayWindowMs) {
-      this.gateway = makeGateway(this.keys, config);
+      // The replay cache must outlive a reload: a new, empty one would accept again every envelope
+      // seen within the window. It is replaced only when the window itself changes.
+      if (config.replayWindowMs !== this.config.replayWindowMs) this.replay = makeReplay(config);
+      this.gateway = makeGateway(this.keys, config, this.replay);
     }
+    if (config.workers !== this.config.workers) this.pool.resize(config.workers);
     this.config = config;
   }
 
@@ -69,8 +91,10 @@ export class PqFront {
     return this.config.maxRequestBytes;
   }
 
-  close(): void {
+  /** Stops the rotation timer and the worker threads; resolves once the threads have exited (never rejects). */
+  close(): Promise<void> {
     this.stopTimer();
+    return this.pool.close();
   }
 
   /** GET keys_path: the key configurations (RFC 9458 §3), newest first. */
@@ -108,24 +132,51 @@ export class PqFront {
         host.finish(ex);
         return;
       }
-      if (ab.byteLength > 0) chunks.push(Buffer.copyBytesFrom(new Uint8Array(ab)));
-      if (isLast) this.open(host, res, ex, state, trusted, Buffer.concat(chunks, received));
+      if (!isLast) {
+        // uWS reuses `ab` after this callback: copy (ArrayBuffer#slice owns its memory).
+        if (ab.byteLength > 0) chunks.push(Buffer.from(ab.slice(0)));
+        return;
+      }
+      // The envelope must own its ArrayBuffer (not a slice of Buffer's shared pool): the pool
+      // transfers it to a worker thread without copying it again. One chunk, the usual case: one copy.
+      let envelope: Buffer;
+      if (chunks.length === 0) envelope = Buffer.from(ab.slice(0));
+      else {
+        envelope = Buffer.from(new ArrayBuffer(received));
+        let o = 0;
+        for (const c of chunks) o += c.copy(envelope, o);
+        envelope.set(new Uint8Array(ab), o);
+      }
+      this.open(host, res, ex, state, trusted, envelope).catch((err: unknown) => {
+        // A bug after the envelope was opened: answer in the clear if nothing was answered yet.
+        if (ex.endedAt !== 0) return;
+        if (!ex.aborted) host.sendError(res, ex, new CageError({ code: 'GW_INTERNAL', message: 'internal error handling an encapsulated request', cause: err }), true);
+        host.finish(ex);
+      });
     });
   }
 
-  private open(host: PqHost, res: HttpResponse, ex: Exchange, state: GatewayState, trusted: boolean, envelope: Buffer): void {
+  private async open(host: PqHost, res: HttpResponse, ex: Exchange, state: GatewayState, trusted: boolean, envelope: Buffer): Promise<void> {
     const contentType = ex.header('content-type');
     let opened: OpenedRequest;
     try {
-      opened = this.gateway.openRequest(envelope, contentType);
+      opened = await this.gateway.openRequestWith(this.pool, envelope, contentType);
     } catch (err) {
+      // After the await the client may be gone (uWS: then nothing may be written); answer() and the
+      // host's sendError write inside res.cork.
       if (err instanceof PqInnerError) {
         ex.errorCode = err.code;
         return this.answer(host, res, ex, err.status, err.sealJson(ex.id));
       }
-      host.sendError(res, ex, isCageError(err) ? err : new CageError({ code: 'PQ_BAD_ENVELOPE', message: 'the envelope could not be opened', cause: err }), false);
+      const e = isCageError(err) ? err : new CageError({ code: 'PQ_BAD_ENVELOPE', message: 'the envelope could not be opened', cause: err });
+      if (ex.aborted) {
+        ex.errorCode = e.code;
+        return host.finish(ex);
+      }
+      host.sendError(res, ex, e, false);
       return host.finish(ex);
     }
+    if (ex.aborted) return host.finish(ex);
     const sealError = (e: CageError): void => {
       ex.errorCode = e.code;
       this.answer(host, res, ex, e.status, opened.seal({ status: e.status, headers: [['content-type', 'application/json']], body: errorBody(e.code, e.message, ex.id) }));
@@ -199,12 +250,12 @@ export class PqFront {
   }
 }
 
-function makeGateway(keys: KeyRing, config: PqConfig): OhttpGateway {
-  return new OhttpGateway({
-    keys,
-    maxRequestBytes: config.maxRequestBytes,
-    replay: config.replayWindowMs > 0 ? new ReplayGuard({ windowMs: config.replayWindowMs }) : undefined,
-  });
+function makeReplay(config: PqConfig): ReplayGuard | undefined {
+  return config.replayWindowMs > 0 ? new ReplayGuard({ windowMs: config.replayWindowMs }) : undefined;
+}
+
+function makeGateway(keys: KeyRing, config: PqConfig, replay: ReplayGuard | undefined): OhttpGateway {
+  return new OhttpGateway({ keys, maxRequestBytes: config.maxRequestBytes, replay });
 }
 
 /** Forwards the inner request and seals the whole answer (an envelope cannot be streamed). */

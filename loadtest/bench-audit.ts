@@ -22,7 +22,7 @@ import { AuditLog } from '../audit/io/audit-log.js';
 import { encodeRecord, type AuditRecord } from '../audit/record.js';
 import { buildCage, startCage } from './bench/cage.js';
 import { proxyConf, startNginx, upstreamConf } from './bench/nginx.js';
-import { assertPortFree, groupCpuMicros, installCleanupHandlers, stopAll, stopManaged, waitForHttp, wasInterrupted, type Managed } from './bench/procs.js';
+import { assertPortFree, groupCpuMicros, installCleanupHandlers, stopManaged, waitForHttp, runBench, type Managed } from './bench/procs.js';
 import { median } from './bench/report.js';
 import { ensureTools } from './bench/tools.js';
 import { runWrk } from './bench/wrk.js';
@@ -231,14 +231,4 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main()
-  .then(async (code) => {
-    await stopAll();
-    process.exitCode = code;
-  })
-  .catch(async (err: unknown) => {
-    if (wasInterrupted()) return;
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    await stopAll();
-    process.exitCode = 2;
-  });
+runBench(main);

@@ -35,10 +35,9 @@ import {
   hardNofileLimit,
   installCleanupHandlers,
   spawnManaged,
-  stopAll,
+  runBench,
   stopManaged,
   waitForHttp,
-  wasInterrupted,
   type Managed,
 } from './bench/procs.js';
 import { addRatios, formatIdle, formatThroughput, mb, summarizeTarget, type RoundResult, type TargetSummary } from './bench/report.js';
@@ -277,14 +276,4 @@ async function main(): Promise<number> {
   return passed ? 0 : 1;
 }
 
-main()
-  .then(async (code) => {
-    await stopAll();
-    process.exitCode = code;
-  })
-  .catch(async (err: unknown) => {
-    if (wasInterrupted()) return; // the signal handler stops everything and exits
-    console.error(err instanceof Error ? err.stack ?? err.message : err);
-    await stopAll();
-    process.exitCode = 2;
-  });
+runBench(main);

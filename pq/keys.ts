@@ -13,6 +13,9 @@
  * Trust: the directory is the operator's; a damaged file stops start-up (PQ_KEY_STORE) rather than
  * being skipped. Lookups (`findKey`) are in memory and check the clock, so an expired key is refused
  * even if `maintain()` has not run yet.
+ *
+ * Worker threads that open envelopes (pq/pool.ts) hold copies of the seeds, in memory only: they
+ * read `keySeeds()` at start and again after every change of the held keys (`onKeysChanged`).
  */
 import { mkdir, open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -44,6 +47,16 @@ export interface KeyRingOptions {
 
 const OPTION_KEYS = ['dir', 'rotateMs', 'graceMs', 'kemId', 'symmetric', 'now', 'rng'];
 const FILE_RE = /^key-(\d{1,3})\.json$/;
+
+/** A held key as worker threads get it (pq/pool.ts): the seed, never the file. */
+export interface KeySeed {
+  keyId: number;
+  kemId: number;
+  /** Identifies the key together with keyId: key ids are reused after 256 rotations. */
+  createdAt: number;
+  seed: Uint8Array;
+  symmetric: SymmetricAlgorithm[];
+}
 
 interface HeldKey extends GatewayKey {
   createdAt: number;
@@ -80,6 +93,7 @@ export class KeyRing implements OhttpKeySource {
   #encoded: { tag: string; bytes: Buffer } | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #maintaining: Promise<void> | undefined;
+  readonly #listeners = new Set<() => void>();
 
   private constructor(opts: KeyRingOptions) {
     rejectUnknownOptions(opts, OPTION_KEYS, 'KeyRing');
@@ -136,6 +150,36 @@ export class KeyRing implements OhttpKeySource {
   }
 
   /**
+   * Every held key's seed (those `maintain()` has not forgotten yet, including any past its grace
+   * by the clock: `findKey` refuses those). Fresh copies; for worker threads (pq/pool.ts).
+   */
+  keySeeds(): KeySeed[] {
+    return this.#keys.map((k) => ({
+      keyId: k.config.keyId, kemId: k.config.kemId, createdAt: k.createdAt, seed: Uint8Array.from(k.seed), symmetric: k.config.symmetric.map((s) => ({ ...s })),
+    }));
+  }
+
+  /**
+   * Calls `listener` synchronously after every change of the held keys (a new key, keys forgotten),
+   * so a pool can push keySeeds() to its workers before any later lookup. Returns the unsubscribe.
+   */
+  onKeysChanged(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(): void {
+    this.#encoded = undefined;
+    for (const listener of this.#listeners) {
+      try {
+        listener();
+      } catch {
+        // A listener's failure must not stop rotation; pq/pool.ts's does not throw.
+      }
+    }
+  }
+
+  /**
    * Rotates when the current key is `rotateMs` old, and forgets keys past their grace period.
    * Calls that overlap (the timer and a manual call) share one run.
    */
@@ -153,7 +197,7 @@ export class KeyRing implements OhttpKeySource {
     const expired = this.#keys.filter((k) => k.retiredAt !== undefined && now >= k.retiredAt + this.graceMs);
     if (expired.length === 0) return;
     this.#keys = this.#keys.filter((k) => !expired.includes(k));
-    this.#encoded = undefined;
+    this.#changed();
     for (const key of expired) {
       key.seed.fill(0);
       if (this.dir !== undefined) await unlink(join(this.dir, `key-${key.config.keyId}.json`)).catch((err: NodeJS.ErrnoException) => {
@@ -189,7 +233,7 @@ export class KeyRing implements OhttpKeySource {
     if (this.dir !== undefined) await this.#write(this.dir, key);
     if (previous) previous.retiredAt = now;
     this.#keys.push(key);
-    this.#encoded = undefined;
+    this.#changed();
   }
 
   #makeKey(keyId: number, kemId: number, seed: Uint8Array, createdAt: number, symmetric: readonly SymmetricAlgorithm[]): HeldKey {

@@ -161,7 +161,8 @@ function responseNonceLength(suite: Suite): number {
   return Math.max(suite.aead.Nn, suite.aead.Nk);
 }
 
-function exportResponseSecret(context: HpkeContext): Buffer {
+/** §4.4 secret = Export("message/bhttp response", max(Nn, Nk)): all a ResponseContext needs from the HPKE context. */
+export function exportResponseSecret(context: HpkeContext): Buffer {
   return context.export(RESPONSE_LABEL, responseNonceLength(context.suite));
 }
 
@@ -242,7 +243,10 @@ export interface OhttpKeySource {
   findKey(keyId: number): GatewayKey | undefined;
 }
 
-/** Seals responses to one decapsulated request. Holds the exported secret, not the HPKE context. */
+/**
+ * Seals responses to one decapsulated request. Holds the exported secret (exportResponseSecret), not
+ * the HPKE context, so it can be rebuilt on another thread than the one that opened the request.
+ */
 export class ResponseContext {
   readonly suite: Suite;
   readonly #secret: Buffer;
@@ -250,6 +254,8 @@ export class ResponseContext {
   readonly #rng: Rng;
 
   constructor(suite: Suite, secret: Buffer, enc: Uint8Array, rng: Rng) {
+    if (secret.length !== responseNonceLength(suite)) throw new CageError({ code: 'GW_INTERNAL', message: `response secret must be ${responseNonceLength(suite)} bytes, got ${secret.length}` });
+    if (enc.length !== suite.kem.Nenc) throw new CageError({ code: 'GW_INTERNAL', message: `enc must be ${suite.kem.Nenc} bytes, got ${enc.length}` });
     this.suite = suite;
     this.#secret = secret;
     this.#enc = enc;
@@ -377,6 +383,78 @@ export function staticKeySource(keys: readonly GatewayKey[]): OhttpKeySource {
   return { findKey: (keyId) => byId.get(keyId) };
 }
 
+/** An Encapsulated Request's header, checked against the gateway's keys (§4.3 before any crypto). */
+export interface RequestHeader {
+  keyId: number;
+  key: GatewayKey;
+  suite: Suite;
+}
+
+/**
+ * §4.3, the cheap half: parse hdr = key_id ‖ kem_id ‖ kdf_id ‖ aead_id, find the key, check that it
+ * accepts the suite and that enc and an AEAD tag fit. No crypto. Throws PQ_BAD_ENVELOPE,
+ * PQ_UNKNOWN_KEY or PQ_UNSUPPORTED_SUITE. `encRequest` is attacker input.
+ */
+export function checkRequestHeader(encRequest: Uint8Array, keys: OhttpKeySource): RequestHeader {
+  if (encRequest.length < OHTTP_HEADER_LENGTH) throw envelope('encapsulated request truncated in its header');
+  const b = Buffer.from(encRequest.buffer, encRequest.byteOffset, encRequest.length);
+  const keyId = b[0]!;
+  const kemId = b.readUInt16BE(1);
+  const kdfId = b.readUInt16BE(3);
+  const aeadId = b.readUInt16BE(5);
+  const key = keys.findKey(keyId);
+  if (!key) throw new CageError({ code: 'PQ_UNKNOWN_KEY', message: `unknown key id ${keyId}` });
+  if (kemId !== key.config.kemId) throw new CageError({ code: 'PQ_UNSUPPORTED_SUITE', message: `key ${keyId} is not a KEM 0x${kemId.toString(16).padStart(4, '0')} key` });
+  if (!key.config.symmetric.some((s) => s.kdfId === kdfId && s.aeadId === aeadId)) {
+    throw new CageError({ code: 'PQ_UNSUPPORTED_SUITE', message: `key ${keyId} does not accept KDF 0x${kdfId.toString(16).padStart(4, '0')} with AEAD 0x${aeadId.toString(16).padStart(4, '0')}` });
+  }
+  const suite = suiteFor(kemId, kdfId, aeadId);
+  if (b.length < OHTTP_HEADER_LENGTH + suite.kem.Nenc + suite.aead.Nt) throw envelope('encapsulated request truncated');
+  return { keyId, key, suite };
+}
+
+/**
+ * What opening an Encapsulated Request yields: plain data, so it can cross a thread boundary
+ * (pq/pool.ts). `exportedSecret` is §4.4's secret, from which a ResponseContext is rebuilt.
+ */
+export interface OpenedEnvelope {
+  keyId: number;
+  kemId: number;
+  kdfId: number;
+  aeadId: number;
+  /** A copy of the KEM encapsulation (its own memory). */
+  enc: Uint8Array;
+  /** The inner message/bhttp bytes. */
+  request: Buffer;
+  exportedSecret: Buffer;
+}
+
+/**
+ * §4.3, the costly half: SetupBaseR (the KEM decapsulation and key schedule), Open, and the §4.4
+ * Export. `header` is checkRequestHeader's answer for the same bytes. PQ_BAD_ENVELOPE on failure.
+ */
+export function openEnvelope(encRequest: Uint8Array, header: RequestHeader): OpenedEnvelope {
+  const { suite } = header;
+  const b = Buffer.from(encRequest.buffer, encRequest.byteOffset, encRequest.length);
+  const encEnd = OHTTP_HEADER_LENGTH + suite.kem.Nenc;
+  const enc = b.subarray(OHTTP_HEADER_LENGTH, encEnd);
+  const context = setupBaseR(suite, enc, header.key.privateKey, requestInfo(b.subarray(0, OHTTP_HEADER_LENGTH)));
+  const request = context.open(EMPTY, b.subarray(encEnd));
+  return {
+    keyId: header.keyId, kemId: suite.kem.id, kdfId: suite.kdf.id, aeadId: suite.aead.id,
+    enc: Uint8Array.from(enc), request, exportedSecret: exportResponseSecret(context),
+  };
+}
+
+/** Opens envelopes somewhere else than the calling code, e.g. a pool of worker threads (pq/pool.ts). */
+export interface EnvelopeOpener {
+  /**
+   * Checks the header (same codes as checkRequestHeader) and opens the envelope (PQ_BAD_ENVELOPE).
+   * May take over `encRequest`'s memory (transfer it to another thread): do not use it afterwards.
+   */
+  open(encRequest: Buffer): Promise<OpenedEnvelope>;
+}
+
 /** The gateway half of RFC 9458: opens Encapsulated Requests and seals their responses. */
 export class OhttpGateway {
   readonly #keys: OhttpKeySource;
@@ -400,28 +478,8 @@ export class OhttpGateway {
    * PQ_BAD_ENVELOPE, PQ_UNKNOWN_KEY or PQ_UNSUPPORTED_SUITE; nothing can be encapsulated back yet.
    */
   decapsulateRequest(encRequest: Uint8Array): DecapsulatedRequest {
-    if (!(encRequest instanceof Uint8Array)) throw envelope('encapsulated request must be bytes');
-    if (encRequest.length > this.#maxRequestBytes) throw envelope(`encapsulated request of ${encRequest.length} bytes exceeds ${this.#maxRequestBytes}`);
-    if (encRequest.length < OHTTP_HEADER_LENGTH) throw envelope('encapsulated request truncated in its header');
-    const b = Buffer.from(encRequest.buffer, encRequest.byteOffset, encRequest.length);
-    const keyId = b[0]!;
-    const kemId = b.readUInt16BE(1);
-    const kdfId = b.readUInt16BE(3);
-    const aeadId = b.readUInt16BE(5);
-    const key = this.#keys.findKey(keyId);
-    if (!key) throw new CageError({ code: 'PQ_UNKNOWN_KEY', message: `unknown key id ${keyId}` });
-    if (kemId !== key.config.kemId) throw new CageError({ code: 'PQ_UNSUPPORTED_SUITE', message: `key ${keyId} is not a KEM 0x${kemId.toString(16).padStart(4, '0')} key` });
-    if (!key.config.symmetric.some((s) => s.kdfId === kdfId && s.aeadId === aeadId)) {
-      throw new CageError({ code: 'PQ_UNSUPPORTED_SUITE', message: `key ${keyId} does not accept KDF 0x${kdfId.toString(16).padStart(4, '0')} with AEAD 0x${aeadId.toString(16).padStart(4, '0')}` });
-    }
-    const suite = suiteFor(kemId, kdfId, aeadId);
-    const encEnd = OHTTP_HEADER_LENGTH + suite.kem.Nenc;
-    if (b.length < encEnd + suite.aead.Nt) throw envelope('encapsulated request truncated');
-    const enc = b.subarray(OHTTP_HEADER_LENGTH, encEnd);
-    const context = setupBaseR(suite, enc, key.privateKey, requestInfo(b.subarray(0, OHTTP_HEADER_LENGTH)));
-    const request = context.open(EMPTY, b.subarray(encEnd));
-    const encCopy = Uint8Array.from(enc);
-    return { keyId, enc: encCopy, suite, request, responseContext: new ResponseContext(suite, exportResponseSecret(context), encCopy, this.#rng) };
+    this.#checkSize(encRequest);
+    return this.#decapsulated(openEnvelope(encRequest, checkRequestHeader(encRequest, this.#keys)));
   }
 
   /**
@@ -431,7 +489,32 @@ export class OhttpGateway {
    */
   openRequest(body: Uint8Array, contentType: string | undefined | null): OpenedRequest {
     if (!isEncapsulatedRequest(contentType)) throw envelope(`content-type must be ${MEDIA_TYPE_OHTTP_REQUEST}`);
-    const d = this.decapsulateRequest(body);
+    return this.#complete(this.decapsulateRequest(body));
+  }
+
+  /**
+   * openRequest with the decapsulation done by `opener` (pq/pool.ts: worker threads), whose keys
+   * must be this gateway's; BHTTP decoding and the replay guard stay here, on the calling thread.
+   * Same errors as openRequest. `body` may be taken over by the opener (see EnvelopeOpener).
+   */
+  async openRequestWith(opener: EnvelopeOpener, body: Buffer, contentType: string | undefined | null): Promise<OpenedRequest> {
+    if (!isEncapsulatedRequest(contentType)) throw envelope(`content-type must be ${MEDIA_TYPE_OHTTP_REQUEST}`);
+    this.#checkSize(body);
+    return this.#complete(this.#decapsulated(await opener.open(body)));
+  }
+
+  #checkSize(encRequest: Uint8Array): void {
+    if (!(encRequest instanceof Uint8Array)) throw envelope('encapsulated request must be bytes');
+    if (encRequest.length > this.#maxRequestBytes) throw envelope(`encapsulated request of ${encRequest.length} bytes exceeds ${this.#maxRequestBytes}`);
+  }
+
+  #decapsulated(o: OpenedEnvelope): DecapsulatedRequest {
+    const suite = suiteFor(o.kemId, o.kdfId, o.aeadId);
+    return { keyId: o.keyId, enc: o.enc, suite, request: o.request, responseContext: new ResponseContext(suite, o.exportedSecret, o.enc, this.#rng) };
+  }
+
+  /** After decryption: decode the BHTTP request, refuse 100-continue, check freshness and replays. */
+  #complete(d: DecapsulatedRequest): OpenedRequest {
     let sealed = false;
     const seal = (response: InnerResponse): Buffer => {
       if (sealed) throw new CageError({ code: 'GW_INTERNAL', message: 'an encapsulated request can be answered only once' });

@@ -40,6 +40,14 @@ export interface AuditLogOptions {
   onError?: (err: unknown) => void;
 }
 
+/**
+ * Witnessing (C2SP tlog-witness): given the log-signed checkpoint note of `size` and the size of
+ * the latest published one, returns the note with the cosignatures gathered when the quorum is
+ * met, `undefined` when witnessing is off (publish the log-signed note), or `null` when the quorum
+ * was not met (publish nothing; the previous checkpoint stays the latest).
+ */
+export type Witness = (note: string, size: number, publishedSize: number) => Promise<string | null | undefined>;
+
 interface Slot {
   record: Uint8Array | null;
   seal: (() => Uint8Array) | null;
@@ -71,6 +79,9 @@ export class AuditLog {
   private checkpointing: Promise<void> | null = null;
   private checkpointSoon = false;
   private latest: { size: number; note: string } | null = null;
+  /** The latest checkpoint the log signed (published or still waiting for its quorum). */
+  private signed: { size: number; note: string; at: number } | null = null;
+  private witness: Witness | null = null;
   private closed = false;
   /** Fills that arrived after the log had sealed their slot. */
   lateFills = 0;
@@ -119,6 +130,16 @@ export class AuditLog {
 
   latestCheckpoint(): { size: number; note: string } | null {
     return this.latest;
+  }
+
+  /** The latest checkpoint signed by the log, published or not (when witnessing holds it back). */
+  latestSigned(): { size: number; note: string; at: number } | null {
+    return this.signed;
+  }
+
+  /** Route every new checkpoint through witnesses before publishing it (null: publish directly). */
+  setWitness(witness: Witness | null): void {
+    this.witness = witness;
   }
 
   append(record: Uint8Array): number {
@@ -189,6 +210,14 @@ export class AuditLog {
     const top = this.latest?.size ?? 0;
     if (!(Number.isSafeInteger(oldSize) && Number.isSafeInteger(newSize) && oldSize >= 0 && oldSize <= newSize && newSize <= top)) {
       throw new CageError({ code: 'AUDIT_INDEX_OUT_OF_RANGE', message: `need 0 <= old <= new <= ${top} (the latest checkpoint), got old=${oldSize} new=${newSize}` });
+    }
+    return consistencyProof(oldSize, newSize, this.reader);
+  }
+
+  /** Consistency proof between any two sizes in the tree (for witnesses, before publication). */
+  proveConsistency(oldSize: number, newSize: number): Buffer[] {
+    if (!(Number.isSafeInteger(oldSize) && Number.isSafeInteger(newSize) && oldSize >= 0 && oldSize <= newSize && newSize <= this.store.size)) {
+      throw new CageError({ code: 'AUDIT_INDEX_OUT_OF_RANGE', message: `need 0 <= old <= new <= ${this.store.size}, got old=${oldSize} new=${newSize}` });
     }
     return consistencyProof(oldSize, newSize, this.reader);
   }
@@ -318,8 +347,20 @@ export class AuditLog {
     const durable = await this.store.sync();
     const size = Math.min(durable, this.store.size);
     if (this.latest !== null && size <= this.latest.size) return;
-    const cp: Checkpoint = { origin: this.origin, size, rootHash: treeRoot(size, this.reader), extensions: [] };
-    const note = signCheckpoint(this.signer, cp);
+    let note: string;
+    if (this.signed !== null && this.signed.size === size) {
+      note = this.signed.note; // still waiting for its quorum: the same checkpoint again
+    } else {
+      const cp: Checkpoint = { origin: this.origin, size, rootHash: treeRoot(size, this.reader), extensions: [] };
+      note = signCheckpoint(this.signer, cp);
+      this.signed = { size, note, at: this.now() };
+    }
+    const witness = this.witness;
+    if (witness !== null) {
+      const cosigned = await witness(note, size, this.latest?.size ?? 0);
+      if (cosigned === null) return;
+      if (cosigned !== undefined) note = cosigned;
+    }
     await this.store.writePartialTiles(size);
     await this.store.saveCheckpoint(size, note);
     this.latest = { size, note };

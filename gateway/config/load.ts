@@ -63,6 +63,8 @@ export interface PqConfig {
   maxResponseBytes: number;
   /** Freshness window of the inner Date (and the replay cache); 0 = off. */
   replayWindowMs: number;
+  /** Worker threads that open envelopes (pq/pool.ts); 0 = on the event loop. */
+  workers: number;
 }
 
 export type AuditMode = 'async' | 'sync' | 'off';
@@ -280,6 +282,7 @@ function normalizePq(p: any, routes: readonly RouteConfig[]): PqConfig {
     maxRequestBytes: parseSize(p.max_request_bytes)!,
     maxResponseBytes: parseSize(p.max_response_bytes)!,
     replayWindowMs: parseDuration(p.replay_window)!,
+    workers: p.workers,
   });
 }
 

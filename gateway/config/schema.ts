@@ -4,6 +4,7 @@
  * `additionalProperties: false` everywhere: a typo must never silently turn off a protection.
  * Durations ("5s") and sizes ("10MiB") are checked by the `duration` / `size` formats.
  */
+import { availableParallelism } from 'node:os';
 
 const duration = { type: ['string', 'number'], format: 'duration' } as const;
 const size = { type: ['string', 'number'], format: 'size' } as const;
@@ -147,6 +148,8 @@ const pq = {
     max_request_bytes: { ...size, default: '16MiB' },
     max_response_bytes: { ...size, default: '16MiB' },
     replay_window: { ...duration, default: 0 },
+    // Worker threads that open envelopes (pq/pool.ts); 0 opens them on the event loop.
+    workers: { type: 'integer', minimum: 0, maximum: 64, default: availableParallelism() },
   },
   default: {},
 } as const;

@@ -218,3 +218,21 @@ export function hardNofileLimit(): number {
   const out = spawnSync('bash', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).stdout.trim();
   return out === 'unlimited' ? Number.MAX_SAFE_INTEGER : Number(out);
 }
+
+/**
+ * Runs a benchmark's main: stops every managed process at the end, sets the exit code (main's,
+ * or 2 on an error), and stays quiet when a signal already stopped everything.
+ */
+export function runBench(main: () => Promise<number>): void {
+  main()
+    .then(async (code) => {
+      await stopAll();
+      process.exitCode = code;
+    })
+    .catch(async (err: unknown) => {
+      if (wasInterrupted()) return; // the signal handler stops everything and exits
+      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+      await stopAll();
+      process.exitCode = 2;
+    });
+}

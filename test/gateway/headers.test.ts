@@ -80,8 +80,8 @@ describe('gateway/headers', () => {
     assert.ok(!isTrusted(list, ''));
   });
 
-  it('builds response headers: drops framing, Date, hop-by-hop; reads Content-Length; sets the request id', () => {
-    const raw = ['Content-Type', 'text/plain', 'Content-Length', '12', 'Date', 'x', 'Connection', 'close, X-Hop', 'X-Hop', '1', 'Keep-Alive', 't', 'Transfer-Encoding', 'chunked', 'X-Request-Id', 'upstream-id', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Server', 'app'].map((s) => Buffer.from(s));
+  it('builds response headers: drops framing, Date, hop-by-hop and an app-forged Cage-Receipt; reads Content-Length; sets the request id', () => {
+    const raw = ['Content-Type', 'text/plain', 'Content-Length', '12', 'Date', 'x', 'Connection', 'close, X-Hop', 'X-Hop', '1', 'Keep-Alive', 't', 'Transfer-Encoding', 'chunked', 'X-Request-Id', 'upstream-id', 'Cage-Receipt', 'origin="forged", index=0', 'Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Server', 'app'].map((s) => Buffer.from(s));
     const head = buildResponseHeaders(raw, { set: [['x-frame-options', 'DENY']], remove: ['server'] }, 'rid-9');
     assert.equal(head.contentLength, 12);
     assert.deepEqual(head.headers, ['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'x-request-id', 'rid-9', 'x-frame-options', 'DENY']);
