@@ -455,3 +455,16 @@ export function verifyOriginSignature(publicKey: KeyObject, requestId: string, s
     return false;
   }
 }
+
+/** A record as plain JSON values (digests and signatures as hex), for the admin API and `cage audit show --json`. */
+export function recordToJson(r: AuditRecord): unknown {
+  const hexify = (v: unknown): unknown =>
+    v instanceof Uint8Array
+      ? Buffer.from(v).toString('hex')
+      : Array.isArray(v)
+        ? v.map(hexify)
+        : typeof v === 'object' && v !== null
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, hexify(x)]))
+          : v;
+  return hexify(r);
+}

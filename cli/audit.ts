@@ -18,7 +18,7 @@ import { consistencyProof, treeRoot, verifyConsistency } from '../audit/merkle.j
 import { parseSignerKey, parseVerifierKey, type NoteVerifier } from '../audit/note.js';
 import { parsePolicy } from '../audit/policy.js';
 import { parseProof } from '../audit/proof.js';
-import { decodeRecord, type AuditRecord } from '../audit/record.js';
+import { decodeRecord, recordToJson, type AuditRecord } from '../audit/record.js';
 import { TILE_WIDTH } from '../audit/tiles.js';
 import { verifyProof } from '../audit/verify.js';
 
@@ -302,16 +302,12 @@ Prints one record of the log readably (or as JSON), read from the published entr
         if (bytes === undefined) throw new CageError({ code: 'AUDIT_INDEX_OUT_OF_RANGE', message: `no record with request id ${String(v['request-id'])} in the first ${size} records` });
       }
       const record = decodeRecord(bytes!);
-      if (v.json === true) o.out(JSON.stringify({ index, record }, (_k, x: unknown) => (isBufferJson(x) ? Buffer.from(x.data).toString('hex') : x), 2));
+      if (v.json === true) o.out(JSON.stringify({ index, record: recordToJson(record) }, null, 2));
       else for (const line of describeRecord(index, record)) o.out(line);
       return 0;
     },
   },
 };
-
-function isBufferJson(x: unknown): x is { type: 'Buffer'; data: number[] } {
-  return typeof x === 'object' && x !== null && (x as { type?: unknown }).type === 'Buffer' && Array.isArray((x as { data?: unknown }).data);
-}
 
 /** The checkpoint body of a note, signatures unchecked (only where the user gave no key). */
 function openCheckpointUnverified(note: string) {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { CageError, isCageError } from '../core/errors.js';
 import { AuditLog } from '../audit/io/audit-log.js';
-import { decodeRecord } from '../audit/record.js';
+import { decodeRecord, recordToJson } from '../audit/record.js';
 import { AdminServer, type AdminHandler } from './admin.js';
 import { ExchangeAuditor } from './audit.js';
 import { PqFront } from './ohttp.js';
@@ -231,7 +231,7 @@ export class Cage {
         GET: async (req) => {
           const i = index(req.rest, 'the record index');
           const bytes = log().record(i);
-          return { status: 200, body: { index: i, record: recordJson(bytes), bytes: bytes.toString('base64') } };
+          return { status: 200, body: { index: i, record: recordToJson(decodeRecord(bytes)), bytes: bytes.toString('base64') } };
         },
       },
       '/audit/consistency': {
@@ -368,11 +368,6 @@ async function openAudit(config: CageConfig, logger: Logger): Promise<AuditLog |
   return log;
 }
 
-/** A record as JSON for the admin API: digests and signatures in hex. */
-function recordJson(bytes: Buffer): unknown {
-  const r = decodeRecord(bytes);
-  return JSON.parse(JSON.stringify(r, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : (v as { type?: string; data?: number[] })?.type === 'Buffer' ? Buffer.from((v as { data: number[] }).data).toString('hex') : v)));
-}
 
 function redact(c: CageConfig): unknown {
   return { ...c, admin: { ...c.admin, token: c.admin.token === undefined ? undefined : '[redacted]' } };

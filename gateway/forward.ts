@@ -21,7 +21,8 @@ import type { CompiledRoute } from './state.js';
 import type { Upstream } from './upstream/upstream.js';
 import { statusLine } from './uws.js';
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** RFC 9110 §9.2.2 idempotent methods: the ones a reset may be retried for. */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_PHASE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 
 /** SHA-256 of the empty string: the body digest of a bodyless request or response. */

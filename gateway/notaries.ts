@@ -133,13 +133,8 @@ export class NotaryService {
     return Math.max(0, signed - (this.log.latestCheckpoint()?.size ?? 0));
   }
 
-  /**
-   * The coordinator's quorum lag in seconds, 0 once everything signed is published: it moves its
-   * quorum mark only when a whole round ends, so a hung notary would keep it growing after an
-   * early publication.
-   */
   private lagSeconds(): number {
-    return this.lagRecords() === 0 ? 0 : this.coordinator.metrics().quorumLagSeconds;
+    return this.coordinator.metrics().quorumLagSeconds;
   }
 
   /**

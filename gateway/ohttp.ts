@@ -22,7 +22,7 @@ import { DecapsulationPool } from '../pq/pool.js';
 import { ReplayGuard } from '../pq/replay.js';
 import type { PqConfig } from './config/load.js';
 import type { Exchange } from './exchange.js';
-import { EMPTY_SHA256, classify, digestRawHead, upstreamMessage } from './forward.js';
+import { EMPTY_SHA256, IDEMPOTENT, classify, digestRawHead, upstreamMessage } from './forward.js';
 import { buildResponseHeaders, buildUpstreamHeaders } from './headers.js';
 import { runStages, type Stage } from './pipeline.js';
 import { hasDotSegment } from './router.js';
@@ -36,8 +36,6 @@ export interface PqHost {
   sendError(res: HttpResponse, ex: Exchange, err: CageError, closeConnection: boolean): void;
   finish(ex: Exchange): void;
 }
-
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 /** Set by proxies in front of the cage, so taken from the outer request only. */
 const OUTER_HOP_FIELDS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
 

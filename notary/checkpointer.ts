@@ -228,6 +228,7 @@ export class WitnessCoordinator {
             const r = result([]);
             if (r.quorumMet) {
               quorumFired = true;
+              this.quorumMetAt(size);
               opts.onQuorum(r);
             }
           }

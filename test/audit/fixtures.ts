@@ -35,3 +35,17 @@ export function code(fn: () => unknown): string | undefined {
   }
   return undefined;
 }
+
+/** True when `fn` throws AUDIT_BAD_PROOF (any other error fails the test), false when it returns. */
+export function rejectsProof(fn: () => unknown): boolean {
+  const c = code(fn);
+  if (c !== undefined) assert.equal(c, 'AUDIT_BAD_PROOF');
+  return c !== undefined;
+}
+
+/** A copy of `b` with bit `bit` flipped (counted from the first byte's low bit, wrapping). */
+export function flipBit(b: Uint8Array, bit: number): Buffer {
+  const c = Buffer.from(b);
+  c[Math.floor(bit / 8) % c.length] ^= 1 << bit % 8;
+  return c;
+}

@@ -3,6 +3,7 @@ import { hash } from 'node:crypto';
 import fc from 'fast-check';
 import { isCageError } from '../../core/errors.js';
 import { EMPTY_ROOT, leafHash, nodeHash } from '../../audit/hash.js';
+import { flipBit, rejectsProof } from './fixtures.js';
 import {
   consistencyProof,
   inclusionProof,
@@ -37,21 +38,7 @@ function refSubproof(m: number, d: Buffer[], b: boolean): Buffer[] {
   return m <= k ? [...refSubproof(m, d.slice(0, k), b), mth(d.slice(k))] : [...refSubproof(m - k, d.slice(k), false), mth(d.slice(0, k))];
 }
 
-function badProof(fn: () => void): boolean {
-  try {
-    fn();
-    return false;
-  } catch (err) {
-    assert.ok(isCageError(err, 'AUDIT_BAD_PROOF'), `expected AUDIT_BAD_PROOF, got ${String(err)}`);
-    return true;
-  }
-}
 
-function flipBit(b: Uint8Array, bit: number): Buffer {
-  const c = Buffer.from(b);
-  c[Math.floor(bit / 8) % c.length] ^= 1 << bit % 8;
-  return c;
-}
 
 describe('audit/merkle', () => {
   const data = Array.from({ length: MAX }, (_, i) => entry(i));
@@ -84,8 +71,8 @@ describe('audit/merkle', () => {
       const root = tree.root(n);
       for (let i = 0; i < n; i++) {
         const proof = tree.inclusionProof(i, n);
-        for (let j = 0; j < n; j++) if (j !== i) assert.ok(badProof(() => verifyInclusion(leafHash(data[i]!), j, n, proof, root)), `${i} as ${j} in ${n}`);
-        assert.ok(badProof(() => verifyInclusion(leafHash(data[(i + 1) % n]!), i, n, proof, root)));
+        for (let j = 0; j < n; j++) if (j !== i) assert.ok(rejectsProof(() => verifyInclusion(leafHash(data[i]!), j, n, proof, root)), `${i} as ${j} in ${n}`);
+        assert.ok(rejectsProof(() => verifyInclusion(leafHash(data[(i + 1) % n]!), i, n, proof, root)));
       }
     }
   });
@@ -100,11 +87,11 @@ describe('audit/merkle', () => {
         const target = which % (proof.length + 2);
         if (target < proof.length) {
           const p = proof.map((h, j) => (j === target ? flipBit(h, bit) : h));
-          assert.ok(badProof(() => verifyInclusion(leaf, i, n, p, root)));
+          assert.ok(rejectsProof(() => verifyInclusion(leaf, i, n, p, root)));
         } else if (target === proof.length) {
-          assert.ok(badProof(() => verifyInclusion(leaf, i, n, proof, flipBit(root, bit))));
+          assert.ok(rejectsProof(() => verifyInclusion(leaf, i, n, proof, flipBit(root, bit))));
         } else {
-          assert.ok(badProof(() => verifyInclusion(flipBit(leaf, bit), i, n, proof, root)));
+          assert.ok(rejectsProof(() => verifyInclusion(flipBit(leaf, bit), i, n, proof, root)));
         }
       }),
       { numRuns: 2000 },
@@ -121,11 +108,11 @@ describe('audit/merkle', () => {
         const target = which % (proof.length + 2);
         if (target < proof.length) {
           const p = proof.map((h, j) => (j === target ? flipBit(h, bit) : h));
-          assert.ok(badProof(() => verifyConsistency(m, n, p, r1, r2)));
+          assert.ok(rejectsProof(() => verifyConsistency(m, n, p, r1, r2)));
         } else if (target === proof.length) {
-          assert.ok(badProof(() => verifyConsistency(m, n, proof, flipBit(r1, bit), r2)));
+          assert.ok(rejectsProof(() => verifyConsistency(m, n, proof, flipBit(r1, bit), r2)));
         } else {
-          assert.ok(badProof(() => verifyConsistency(m, n, proof, r1, flipBit(r2, bit))));
+          assert.ok(rejectsProof(() => verifyConsistency(m, n, proof, r1, flipBit(r2, bit))));
         }
       }),
       { numRuns: 2000 },
@@ -136,7 +123,7 @@ describe('audit/merkle', () => {
     for (let n = 3; n <= 24; n++) {
       for (let m = 1; m < n; m++) {
         const proof = tree.consistencyProof(m, n);
-        for (let m2 = 1; m2 < n; m2++) if (m2 !== m) assert.ok(badProof(() => verifyConsistency(m2, n, proof, tree.root(m2), tree.root(n))), `${m} as ${m2} → ${n}`);
+        for (let m2 = 1; m2 < n; m2++) if (m2 !== m) assert.ok(rejectsProof(() => verifyConsistency(m2, n, proof, tree.root(m2), tree.root(n))), `${m} as ${m2} → ${n}`);
       }
     }
   });
@@ -208,10 +195,10 @@ describe('audit/merkle', () => {
         const reads = tree.reads() - before;
         assert.ok(reads <= 2 * Math.ceil(Math.log2(size)), `${reads} reads`);
         verifyInclusion(special(index), index, size, proof, root);
-        assert.ok(badProof(() => verifyInclusion(special(index), index + 1, size, proof, root)));
-        assert.ok(badProof(() => verifyInclusion(special(index), index, size * 2, proof, root)));
-        assert.ok(badProof(() => verifyInclusion(special(index), index, Math.floor(size / 2), proof, root)));
-        assert.ok(badProof(() => verifyInclusion(leafHash(Buffer.alloc(0)), index, size, proof, root)));
+        assert.ok(rejectsProof(() => verifyInclusion(special(index), index + 1, size, proof, root)));
+        assert.ok(rejectsProof(() => verifyInclusion(special(index), index, size * 2, proof, root)));
+        assert.ok(rejectsProof(() => verifyInclusion(special(index), index, Math.floor(size / 2), proof, root)));
+        assert.ok(rejectsProof(() => verifyInclusion(leafHash(Buffer.alloc(0)), index, size, proof, root)));
       });
     }
 
@@ -231,8 +218,8 @@ describe('audit/merkle', () => {
         const proof = consistencyProof(m, n, tree.read);
         assert.ok(tree.reads() - before <= 2 * Math.ceil(Math.log2(n)) + 1, `${tree.reads() - before} reads`);
         verifyConsistency(m, n, proof, r1, r2);
-        assert.ok(badProof(() => verifyConsistency(m + 1, n, proof, r1, r2)));
-        assert.ok(badProof(() => verifyConsistency(m, n, proof, r2, r1)));
+        assert.ok(rejectsProof(() => verifyConsistency(m + 1, n, proof, r1, r2)));
+        assert.ok(rejectsProof(() => verifyConsistency(m, n, proof, r2, r1)));
       });
     }
   });

@@ -8,19 +8,9 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cage } from '../../gateway/cage.js';
 import { buildConfig } from '../../gateway/config/load.js';
-import { ADMIN_TOKEN, admin, baseConfig, json, startAdminCage, startNamedUpstream, tempDir, waitFor, type NamedUpstream } from '../helpers/e2e.js';
+import { ADMIN_TOKEN, admin, baseConfig, json, metricSample as sample, startAdminCage, startNamedUpstream, tempDir, waitFor, type NamedUpstream } from '../helpers/e2e.js';
 import { errorCode, Fixtures, request } from '../helpers/servers.js';
 
-/** The value of one sample line (`name{labels} value`) in Prometheus text, or undefined. */
-function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}
 
 async function metrics(cage: Cage): Promise<string> {
   const r = await request(cage.adminPort, { path: '/metrics' });

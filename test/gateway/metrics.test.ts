@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { Exchange } from '../../gateway/exchange.js';
 import { DURATION_BUCKETS, GatewayMetrics } from '../../gateway/metrics.js';
+import { metricSample as sample } from '../helpers/e2e.js';
 
 function exchange(route: string, status: number, ms: number, bytesIn = 0, bytesOut = 0): Exchange {
   const ex = new Exchange();
@@ -11,16 +12,6 @@ function exchange(route: string, status: number, ms: number, bytesIn = 0, bytesO
   ex.bytesIn = bytesIn;
   ex.bytesOut = bytesOut;
   return ex;
-}
-
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-z_]+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.keys(labels).length === Object.keys(got).length && Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
 }
 
 describe('gateway/metrics', () => {

@@ -8,6 +8,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { ADMIN_TOKEN, StopWaiting, waitFor } from './e2e.js';
+
+export { metricSample } from './e2e.js';
 import { runCli, spawnCli, type CliProcess } from './cli.js';
 import { request, type Fixtures, type Reply } from './servers.js';
 
@@ -151,13 +153,3 @@ export async function policyText(adminPort: number): Promise<string> {
   return r.body.toString('utf8');
 }
 
-/** The value of one sample (`name{labels} value`) in Prometheus text, or undefined. */
-export function metricSample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
-  for (const line of text.split('\n')) {
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null || m[1] !== name) continue;
-    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
-  }
-  return undefined;
-}

@@ -1,8 +1,8 @@
 import { strict as assert } from 'node:assert';
 import { readFileSync } from 'node:fs';
-import { isCageError } from '../../../core/errors.js';
 import { EMPTY_ROOT, leafHash } from '../../../audit/hash.js';
 import { MemoryTree, rootFromInclusionProof, verifyConsistency, verifyInclusion } from '../../../audit/merkle.js';
+import { flipBit, rejectsProof } from '../../audit/fixtures.js';
 
 interface Rfc6962 {
   leaves: string[];
@@ -21,21 +21,7 @@ const hex = (s: string) => Buffer.from(s, 'hex');
 const b64 = (s: string) => Buffer.from(s, 'base64');
 const SOME_HASH = hex('abacaba000000000000000000000000000000000000000000060061e00123456');
 
-function fails(fn: () => unknown): boolean {
-  try {
-    fn();
-    return false;
-  } catch (err) {
-    assert.ok(isCageError(err, 'AUDIT_BAD_PROOF'), `expected AUDIT_BAD_PROOF, got ${String(err)}`);
-    return true;
-  }
-}
 
-function flip(h: Uint8Array, mask: number): Buffer {
-  const c = Buffer.from(h);
-  c[0] ^= mask;
-  return c;
-}
 
 /** The corruptions of transparency-dev/merkle's corruptInclusionProof. */
 function corruptInclusion(index: number, size: number, proof: Buffer[], root: Buffer, leaf: Buffer) {
@@ -53,7 +39,7 @@ function corruptInclusion(index: number, size: number, proof: Buffer[], root: Bu
     { index, size, proof: [Buffer.alloc(0), ...proof], root, leaf, desc: 'preceding garbage' },
     { index, size, proof: [root, ...proof], root, leaf, desc: 'preceding root' },
   ];
-  proof.forEach((_, i) => out.push({ index, size, proof: proof.map((h, j) => (j === i ? flip(h, 8) : h)), root, leaf, desc: `proof[${i}] bit 3` }));
+  proof.forEach((_, i) => out.push({ index, size, proof: proof.map((h, j) => (j === i ? flipBit(h, 3) : h)), root, leaf, desc: `proof[${i}] bit 3` }));
   if (proof.length > 0) out.push({ index, size, proof: proof.slice(0, -1), root, leaf, desc: 'removed component' });
   if (proof.length > 1) out.push({ index, size, proof: [proof[0]!, SOME_HASH, ...proof.slice(1)], root, leaf, desc: 'inserted component' });
   return out;
@@ -81,7 +67,7 @@ function corruptConsistency(size1: number, size2: number, root1: Buffer, root2: 
     { size1, size2, root1, root2, proof: [proof[0]!, ...proof], desc: 'preceding proof[0]' },
   ];
   if (proof.length > 0) out.push({ size1, size2, root1, root2, proof: proof.slice(0, -1), desc: 'truncated proof' });
-  proof.forEach((_, i) => out.push({ size1, size2, root1, root2, proof: proof.map((h, j) => (j === i ? flip(h, 16) : h)), desc: `proof[${i}] bit 4` }));
+  proof.forEach((_, i) => out.push({ size1, size2, root1, root2, proof: proof.map((h, j) => (j === i ? flipBit(h, 4) : h)), desc: `proof[${i}] bit 4` }));
   return out;
 }
 
@@ -108,7 +94,7 @@ describe('vectors: RFC 6962 Merkle trees (transparency-dev/merkle)', () => {
       assert.deepEqual(rootFromInclusionProof(leaf, index, p.size, proof), root);
       verifyInclusion(leaf, index, p.size, proof, root);
       for (const c of corruptInclusion(index, p.size, proof, root, leaf)) {
-        assert.ok(fails(() => verifyInclusion(c.leaf, c.index, c.size, c.proof, c.root)), `accepted: ${c.desc}`);
+        assert.ok(rejectsProof(() => verifyInclusion(c.leaf, c.index, c.size, c.proof, c.root)), `accepted: ${c.desc}`);
       }
     });
   }
@@ -122,7 +108,7 @@ describe('vectors: RFC 6962 Merkle trees (transparency-dev/merkle)', () => {
       verifyConsistency(p.size1, p.size2, proof, root1, root2);
       if (proof.length === 0) return;
       for (const c of corruptConsistency(p.size1, p.size2, root1, root2, proof)) {
-        assert.ok(fails(() => verifyConsistency(c.size1, c.size2, c.proof, c.root1, c.root2)), `accepted: ${c.desc}`);
+        assert.ok(rejectsProof(() => verifyConsistency(c.size1, c.size2, c.proof, c.root1, c.root2)), `accepted: ${c.desc}`);
       }
     });
   }
@@ -146,7 +132,7 @@ describe('vectors: RFC 6962 Merkle trees (transparency-dev/merkle)', () => {
       [1, 1, EMPTY_ROOT, EMPTY_ROOT, [EMPTY_ROOT], true],
     ];
     for (const [s1, s2, a, b, proof, wantErr] of cases) {
-      const failed = fails(() => verifyConsistency(s1, s2, proof, a, b));
+      const failed = rejectsProof(() => verifyConsistency(s1, s2, proof, a, b));
       assert.equal(failed, wantErr, `${s1} → ${s2}`);
     }
   });
@@ -154,13 +140,13 @@ describe('vectors: RFC 6962 Merkle trees (transparency-dev/merkle)', () => {
   describe('testdata probes', () => {
     for (const p of probes.inclusion) {
       it(`inclusion ${p.source.path}`, () => {
-        const failed = fails(() => verifyInclusion(b64(p.leafHash), p.leafIdx, p.treeSize, (p.proof ?? []).map(b64), b64(p.root)));
+        const failed = rejectsProof(() => verifyInclusion(b64(p.leafHash), p.leafIdx, p.treeSize, (p.proof ?? []).map(b64), b64(p.root)));
         assert.equal(failed, p.wantErr, p.desc);
       });
     }
     for (const p of probes.consistency) {
       it(`consistency ${p.source.path}`, () => {
-        const failed = fails(() => verifyConsistency(p.size1, p.size2, (p.proof ?? []).map(b64), b64(p.root1), b64(p.root2)));
+        const failed = rejectsProof(() => verifyConsistency(p.size1, p.size2, (p.proof ?? []).map(b64), b64(p.root1), b64(p.root2)));
         assert.equal(failed, p.wantErr, p.desc);
       });
     }
