@@ -21,6 +21,8 @@ import { parseProof } from '../audit/proof.js';
 import { decodeRecord, recordToJson, type AuditRecord } from '../audit/record.js';
 import { TILE_WIDTH } from '../audit/tiles.js';
 import { verifyProof } from '../audit/verify.js';
+import { verifyAnchored } from '../chain/anchor-verify.js';
+import { ChainClient } from '../chain/client.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -131,7 +133,7 @@ async function readEntry(reader: TileReader, index: number, size: number): Promi
 
 const SUBS: Record<string, Sub> = {
   verify: {
-    usage: `Usage: cage audit verify --proof FILE --log-key VKEY [--record FILE] [--policy FILE]
+    usage: `Usage: cage audit verify --proof FILE --log-key VKEY [--record FILE] [--policy FILE] [--anchor RPC_URL [--log URL|DIR]]
 
 Checks offline that the proof's checkpoint is signed by the log's key, that the inclusion proof
 holds, and that the record (the one carried in the proof, or --record FILE) hashes to the leaf.
@@ -139,9 +141,13 @@ holds, and that the record (the one carried in the proof, or --record FILE) hash
   --log-key VKEY   the log's verifier key (name+hex+base64), or @FILE
   --record FILE    the record bytes you hold (else the proof's own copy)
   --policy FILE    a tlog-policy: also require its witness quorum
+  --anchor URL     a chain node's JSON-RPC (http://HOST:PORT/rpc): also require the checkpoint, or
+                   a later consistent one, to be anchored in a final block (docs/chain.md)
+  --log URL|DIR    with --anchor: where to read the consistency proof to a later anchored checkpoint
+  --token T        admin token for --log URL when it needs one
 Exit 0 verified, 1 verification failed, 2 bad input.
 `,
-    options: { proof: { type: 'string' }, 'log-key': { type: 'string' }, record: { type: 'string' }, policy: { type: 'string' } },
+    options: { proof: { type: 'string' }, 'log-key': { type: 'string' }, record: { type: 'string' }, policy: { type: 'string' }, anchor: { type: 'string' }, log: { type: 'string' }, token: { type: 'string' } },
     async run(v, o) {
       if (v.proof === undefined) throw bad('--proof FILE is required');
       if (v['log-key'] === undefined && v.policy === undefined) throw bad('--log-key VKEY (or --policy FILE) is required');
@@ -156,6 +162,13 @@ Exit 0 verified, 1 verification failed, 2 bad input.
       o.out(`  leaf    ${r.leafHash.toString('hex')}`);
       if (r.witnesses !== undefined) o.out(`  witnesses (quorum met): ${r.witnesses.join(', ')}`);
       if (r.record !== undefined) for (const line of describeRecord(r.index, r.record)) o.out(line);
+      if (v.anchor !== undefined) {
+        const verifier = logKey ?? policy!.logs.find((l) => l.verifier.name === r.checkpoint.origin)!.verifier;
+        const reader = v.log === undefined ? undefined : logSource(v.log as string, v.token as string | undefined);
+        const consistency = reader === undefined ? undefined : (oldSize: number, newSize: number) => reader.withHashes(newSize, (read) => consistencyProof(oldSize, newSize, read));
+        const a = await verifyAnchored(new ChainClient(v.anchor as string), r.checkpoint, verifier, consistency);
+        o.out(`anchored: size ${a.anchored.size}${a.anchored.size === r.checkpoint.size ? '' : ' (consistent with the proven size)'} in final block ${a.height} (head ${a.head}), tx ${a.txHash}`);
+      }
       return 0;
     },
   },

@@ -11,7 +11,13 @@ import { buildConfig, loadConfigFile, type CageConfig } from '../gateway/config/
 import { startEchoApp, type EchoApp } from '../gateway/echo.js';
 import { AUDIT_HELP, auditMain, consoleOutput } from './audit.js';
 import { PQ_HELP, pqMain } from './pq.js';
+import { ZK_HELP, zkMain } from './zk.js';
+import { KEY_HELP, keyMain, POLICY_HELP, policyMain } from './policy.js';
 import { NOTARY_HELP, notaryMain } from './notary.js';
+import { CHAIN_HELP, chainMain } from './chain.js';
+import { BANK_HELP, bankMain } from './bank.js';
+import { COURT_HELP, courtMain } from './court.js';
+import { GOV_HELP, govMain } from './gov.js';
 
 const VERSION = '0.1.0';
 
@@ -26,6 +32,13 @@ Commands:
   audit           Verify the audit log offline: verify, consistency, replay, show
   pq              Post-quantum envelopes from the command line: fetch (like curl), keys
   notary          Run a DID notary (witness) for audit logs: init, serve
+  chain           The embedded QBFT chain: init (genesis, keys), run (a validator), status
+  bank            Tokens on the chain: balance, transfer, bond, unbond, escrow
+  court           Evidence and disputes: submit-evidence, case, vote, answer
+  gov             Governance: propose, vote, show
+  zk              Anonymous group membership: identity new, prove (Groth16 proof header)
+  policy          BISO policy bundles: check, keygen, sign, test (cases, coverage), explain
+  key             API keys: new (prints the key and its config entry), hash
   help [command]  Show help for a command
   version         Print the version
 
@@ -202,7 +215,7 @@ export async function main(argv: string[]): Promise<number> {
     const [name, ...rest] = argv;
     if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
       const which = name === 'help' ? rest[0] : undefined;
-      const sub = which === 'audit' ? AUDIT_HELP : which === 'pq' ? PQ_HELP : which === 'notary' ? NOTARY_HELP : undefined;
+      const sub = which === 'audit' ? AUDIT_HELP : which === 'pq' ? PQ_HELP : which === 'notary' ? NOTARY_HELP : which === 'zk' ? ZK_HELP : which === 'chain' ? CHAIN_HELP : which === 'bank' ? BANK_HELP : which === 'court' ? COURT_HELP : which === 'gov' ? GOV_HELP : which === 'policy' ? POLICY_HELP : which === 'key' ? KEY_HELP : undefined;
       if (sub !== undefined) {
         process.stdout.write(sub);
         return 0;
@@ -219,6 +232,13 @@ export async function main(argv: string[]): Promise<number> {
     if (name === 'audit') return await auditMain(rest, consoleOutput());
     if (name === 'pq') return await pqMain(rest, consoleOutput());
     if (name === 'notary') return await notaryMain(rest, consoleOutput());
+    if (name === 'chain') return await chainMain(rest, consoleOutput());
+    if (name === 'bank') return await bankMain(rest, consoleOutput());
+    if (name === 'court') return await courtMain(rest, consoleOutput());
+    if (name === 'gov') return await govMain(rest, consoleOutput());
+    if (name === 'zk') return await zkMain(rest, consoleOutput());
+    if (name === 'policy') return await policyMain(rest, consoleOutput());
+    if (name === 'key') return await keyMain(rest, consoleOutput());
     const cmd = COMMANDS[name];
     if (cmd === undefined) throw usage(`unknown command "${name}"; run \`cage --help\``);
     let values: Record<string, unknown>;

@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { CageError, errorBody, isCageError } from '../core/errors.js';
+import { Exchange } from './exchange.js';
 
 const MAX_ADMIN_BODY = 1024 * 1024;
 /** How long close() lets answers in progress finish before cutting their connections. */
@@ -32,6 +33,34 @@ export interface AdminAnswer {
 }
 
 export type AdminHandler = (req: AdminRequest) => Promise<AdminAnswer>;
+
+/**
+ * An admin change as an exchange for the audit log (route `(admin)`): who (the admin token's
+ * holder), what (method, path with its query, the request body's digest) and the answer's status
+ * and size. Used by the services whose changes are audited (notaries, ZK groups).
+ */
+export function adminChangeExchange(req: AdminRequest, status: number, responseBody: string, code: string): Exchange {
+  const ex = new Exchange();
+  ex.id = randomUUID();
+  ex.time = Date.now();
+  ex.startedAt = ex.endedAt = performance.now();
+  ex.route = '(admin)';
+  ex.method = req.method;
+  ex.host = 'admin';
+  // The query is part of the change (DELETE …?quorum=k).
+  const query = req.query.toString();
+  ex.target = query === '' ? req.path : `${req.path}?${query}`;
+  ex.path = req.path;
+  ex.identity = 'admin-token';
+  ex.headers = ['content-type', 'application/json'];
+  ex.status = status;
+  ex.bytesIn = Buffer.byteLength(req.body);
+  if (code !== '') ex.errorCode = code as Exchange['errorCode'];
+  // The change itself is the request body: its digest is in the record.
+  ex.requestBodyHash = createHash('sha256').update(req.body);
+  ex.bytesOut = Buffer.byteLength(responseBody);
+  return ex;
+}
 
 /** A folder of static files served read-only under a path prefix (the audit log's tiles). */
 export interface AdminStatic {

@@ -13,7 +13,7 @@
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import type { CageConfig } from './config/load.js';
-import type { Exchange } from './exchange.js';
+import type { Exchange, ZkFacts } from './exchange.js';
 import { EMPTY_SHA256 } from './forward.js';
 import { RECORD_LIMITS, digestHeaders, encodeRecord, hashPath, verifyOriginSignature, type AuditRecord } from '../audit/record.js';
 
@@ -162,8 +162,10 @@ export class ExchangeAuditor {
       method: fit(ex.method, RECORD_LIMITS.method),
       host: fit(ex.host, RECORD_LIMITS.host),
       path: Buffer.byteLength(ex.target) > RECORD_LIMITS.path ? hashPath(ex.target) : ex.target,
-      clientAddress: ex.remoteAddress,
-      identity: ex.identity === '' ? undefined : fit(ex.identity, RECORD_LIMITS.identity),
+      // An anonymous member (zk) is recorded by its nullifier and the group root it proved
+      // against only: no client address (it would identify the member).
+      clientAddress: ex.zk === null ? ex.remoteAddress : '',
+      identity: ex.identity === '' ? undefined : fit(ex.zk !== null ? zkIdentity(ex.zk) : ex.identityKind === 'did' ? ex.identity : `${ex.identityKind}:${ex.identity}`, RECORD_LIMITS.identity),
       requestHeadersDigest: digestHeaders(ex.headers),
       requestBodyDigest: ex.requestBodyHash !== null ? ex.requestBodyHash.copy().digest() : EMPTY_SHA256,
       requestBodyLength: ex.bytesIn,
@@ -175,10 +177,16 @@ export class ExchangeAuditor {
       durationMicros: Math.max(0, Math.round(((ex.endedAt || performance.now()) - ex.startedAt) * 1000)),
       cageError: ex.errorCode === '' ? undefined : ex.errorCode,
       originSignature: originSignature(ex),
+      decision: ex.verdict === '' ? undefined : { verdict: ex.verdict, reasons: ex.verdictReasons.slice(0, RECORD_LIMITS.reasons).map((r) => fit(r, RECORD_LIMITS.reason)) },
       incomplete,
     };
     return encodeRecord(record);
   }
+}
+
+/** `zk:<nullifier>;group=<id>;root=<hex>;scope=<scope>;epoch=<n>` (ZkFacts, gateway/zk/stage.ts). */
+function zkIdentity(z: ZkFacts): string {
+  return `zk:${z.nullifier};group=${z.group};root=${z.root};scope=${z.scope};epoch=${z.epoch}`;
 }
 
 /**

@@ -14,12 +14,15 @@ import { AdminServer, type AdminHandler } from './admin.js';
 import { ExchangeAuditor } from './audit.js';
 import { PqFront } from './ohttp.js';
 import { NotaryService } from './notaries.js';
+import { ChainService } from './anchor.js';
 import { loadConfigFile, parseConfigText, type CageConfig } from './config/load.js';
 import type { Exchange } from './exchange.js';
 import { Gateway } from './gateway.js';
 import { AccessLog, closeLogger, createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import type { Recorder, Stage } from './pipeline.js';
+import { Security } from './security.js';
+import { ZkService } from './zk.js';
 
 export interface CageOptions {
   config: CageConfig;
@@ -50,10 +53,17 @@ export class Cage {
   readonly audit: AuditLog | undefined;
   private readonly auditor: ExchangeAuditor;
 
+  /** Identity, rate limits and policies: the decision stages of the current config. */
+  security: Security;
+
   /** The post-quantum envelope front (none when `pq.enabled` is false). */
   readonly pq: PqFront | undefined;
   /** The DID notaries witnessing the audit log (none when the log is off). */
   readonly notaries: NotaryService | undefined;
+  /** The chain the audit log is anchored on (embedded or external; none with chain.mode off). */
+  chain: ChainService | undefined;
+  /** Anonymous membership: groups, nullifiers, the proof verification pool (none when `zk.enabled` is false). */
+  readonly zk: ZkService | undefined;
 
   private constructor(
     private readonly opts: CageOptions,
@@ -61,15 +71,19 @@ export class Cage {
     audit: AuditLog | undefined,
     pq: PqFront | undefined,
     notaries: NotaryService | undefined,
+    security: Security,
+    zk: ZkService | undefined,
   ) {
+    this.zk = zk;
     this.config = opts.config;
+    this.security = security;
     this.logger = logger;
     this.audit = audit;
     this.pq = pq;
     this.notaries = notaries;
     this.auditor = new ExchangeAuditor(audit ?? null, opts.config);
     this.accessLog = new AccessLog(this.logger);
-    this.gateway = new Gateway(opts.config, { logger: this.logger, recorders: this.recorders, stages: opts.stages ?? [], auditor: this.auditor, pq });
+    this.gateway = new Gateway(opts.config, { logger: this.logger, recorders: this.recorders, stages: [...security.stages, ...(opts.stages ?? [])], auditor: this.auditor, pq });
     this.metrics = new GatewayMetrics(
       () => this.gateway.inflight,
       () => this.gateway.registry.all(),
@@ -84,16 +98,24 @@ export class Cage {
     let audit: AuditLog | undefined;
     let pq: PqFront | undefined;
     let notaries: NotaryService | undefined;
+    let security: Security | undefined;
+    let zk: ZkService | undefined;
     let cage: Cage;
     try {
+      if (opts.config.zk.enabled) zk = await ZkService.open(opts.config.dataDir, opts.config.zk, logger);
+      security = Security.build(opts.config, logger, undefined, zk);
       audit = await openAudit(opts.config, logger);
       if (audit !== undefined) notaries = await NotaryService.open(join(opts.config.dataDir, 'notaries.json'), audit, logger);
       if (opts.config.pq.enabled) {
         pq = await PqFront.open(join(opts.config.dataDir, 'pq'), opts.config.pq, (err) => logger.error({ err }, 'pq: key rotation or decapsulation worker failure'));
       }
-      cage = new Cage(opts, logger, audit, pq, notaries);
+      cage = new Cage(opts, logger, audit, pq, notaries, security, zk);
       notaries?.attach(cage.metrics.registry, (ex, body) => cage.auditAdmin(ex, body));
+      zk?.attach((ex, body) => cage.auditAdmin(ex, body));
+      cage.chain = await ChainService.start(opts.config.chain, opts.config.dataDir, audit, logger);
     } catch (err) {
+      await security?.retire(undefined);
+      await zk?.close();
       await pq?.close();
       await audit?.close();
       if (opts.logger === undefined) closeLogger(logger);
@@ -105,6 +127,9 @@ export class Cage {
     } catch (err) {
       // Nothing may outlive a failed start (health-check timers, upstream pools, the log file).
       await cage.gateway.close();
+      await cage.security.retire(undefined);
+      await cage.chain?.close();
+      await zk?.close();
       await pq?.close();
       await audit?.close();
       if (opts.logger === undefined) closeLogger(cage.logger);
@@ -162,6 +187,7 @@ export class Cage {
       api: {
         ...this.auditApi(),
         ...(this.notaries?.api() ?? {}),
+        ...(this.zk?.api() ?? {}),
         '/config': { GET: async () => ({ status: 200, body: redact(this.config) }) },
         '/config/reload': {
           POST: async (req) => {
@@ -276,6 +302,7 @@ export class Cage {
     let next: CageConfig;
     let newAdmin: AdminServer | undefined;
     let newToken = this.adminToken;
+    let nextSecurity: Security | undefined;
     try {
       if (this.stopping) throw new CageError({ code: 'ADMIN_RELOAD_FAILED', message: 'the cage is shutting down' });
       if (text !== undefined) next = parseConfigText(text, this.opts.configFile ? join(this.opts.configFile, '..') : process.cwd());
@@ -289,9 +316,11 @@ export class Cage {
       const moved = next.admin.enabled && (this.admin === undefined || next.admin.listen.host !== prev.listen.host || !samePort);
       if (next.admin.enabled) newToken = this.resolveAdminToken(next);
       if (moved) newAdmin = await this.bindAdmin(next, newToken);
-      await this.gateway.reload(next);
+      nextSecurity = Security.build(next, this.logger, this.security, this.zk);
+      await this.gateway.reload(next, [...nextSecurity.stages, ...(this.opts.stages ?? [])]);
     } catch (err) {
       void newAdmin?.close();
+      void nextSecurity?.retire(this.security);
       const inner = isCageError(err) ? `${err.code}: ${err.message}` : String(err);
       this.metrics.reloads.inc({ result: 'refused' });
       this.logger.error({ reason: inner }, 'config reload refused; the old config keeps running');
@@ -316,7 +345,13 @@ export class Cage {
       this.logger.warn('audit.enabled, audit.origin, audit.key and data_dir changes take effect on restart; the running log continues');
     }
     this.auditor.configure(next);
+    const oldSecurity = this.security;
+    this.security = nextSecurity!;
+    void oldSecurity.retire(nextSecurity);
     if (this.pq !== undefined) this.pq.configure(next.pq);
+    const zkRestart = next.zk.enabled !== this.config.zk.enabled ? 'zk.enabled changes take effect on restart' : this.zk?.restartNeeded(next.zk);
+    if (zkRestart !== undefined) this.logger.warn(zkRestart);
+    this.zk?.configure(next.zk);
     if (next.pq.enabled !== this.config.pq.enabled || next.pq.rotateMs !== this.config.pq.rotateMs || next.pq.graceMs !== this.config.pq.graceMs || next.pq.keysPath !== this.config.pq.keysPath) {
       this.logger.warn('pq.enabled, pq.rotate_every, pq.grace and pq.keys_path changes take effect on restart');
     }
@@ -339,8 +374,11 @@ export class Cage {
     if (!clean) this.logger.warn({ in_flight: this.gateway.inflight }, 'grace period over; closing with requests in flight');
     await this.admin?.close();
     await this.gateway.close();
+    await this.security.retire(undefined);
+    await this.zk?.close();
     await this.pq?.close();
     this.notaries?.close();
+    await this.chain?.close();
     try {
       await this.audit?.close();
     } catch (err) {

@@ -7,6 +7,30 @@
 import type { Hash } from 'node:crypto';
 import type { CageErrorCode } from '../core/errors.js';
 
+export type IdentityKind = '' | 'api-key' | 'jwt' | 'did' | 'zk';
+
+/** What the cage learns from an anonymous membership proof: the group, which of its roots the
+ *  proof was against, the nullifier for (scope, epoch), and nothing else. */
+export interface ZkFacts {
+  readonly group: string;
+  readonly root: string;
+  readonly nullifier: string;
+  readonly scope: string;
+  readonly epoch: number;
+  /** 'request' (a proof per request) or 'session' (a key bound by an epoch proof). */
+  readonly mode: 'request' | 'session';
+}
+
+/** A request body that stages can look into before it is forwarded (gateway/forward.ts). */
+export interface BodyPeek {
+  /** Resolves with the first `n` bytes (fewer when the body is shorter) once they have arrived;
+   *  `complete` is true when that is the whole body. Rejects when the body exceeds the route's
+   *  limit or the client goes away. The bytes are still forwarded afterwards. */
+  peek(n: number): Promise<{ bytes: Buffer; complete: boolean }>;
+}
+
+const NO_ROLES: readonly string[] = Object.freeze([]);
+
 export class Exchange {
   /** X-Request-Id: the client's when well-formed, else generated. */
   id = '';
@@ -21,8 +45,27 @@ export class Exchange {
   /** Request headers as a flat [name, value, …] list, names lower-case, in arrival order. */
   headers: string[] = [];
   route = '';
-  /** Caller identity set by the identify stage; '' for anonymous. */
+  /** Caller identity set by the identify stage; '' for anonymous. API key name, JWT `sub`
+   *  (prefixed with its issuer), did:key, or for anonymous members `zk:<nullifier>`. */
   identity = '';
+  /** How the caller was identified; '' for anonymous. */
+  identityKind: IdentityKind = '';
+  /** Roles of the identity (API key roles, a JWT's roles claim). */
+  roles: readonly string[] = NO_ROLES;
+  /** Rate-limit class of the identity (an API key's class); '' for the default class. */
+  rateClass = '';
+  /** The request carried a verified RFC 9421 signature (DID or anonymous session key). */
+  signed = false;
+  /** Anonymous membership (Groth16) facts; never anything that identifies the member. */
+  zk: ZkFacts | null = null;
+  /** The BISO policy verdict: '' when no policy ran, else 'green' | 'yellow' | 'red'. */
+  verdict: '' | 'green' | 'yellow' | 'red' = '';
+  /** Rule ids behind a Yellow or Red verdict (`bundle/rule:CODE`), and shadow findings. */
+  verdictReasons: readonly string[] = NO_ROLES;
+  /** The request body, for stages that must see (a bounded prefix of) it before forwarding. */
+  body: BodyPeek | null = null;
+  /** Extra response headers (flat [name, value, …]) the cage adds to its own answer or the app's. */
+  extraHeaders: string[] | null = null;
   upstream = '';
   status = 0;
   /** Error code when the cage answered instead of the app. */
@@ -61,6 +104,10 @@ export class Exchange {
   originSignature: string | null = null;
   /** 0 not checked, 1 verified, 2 failed (a discrepancy). */
   originVerified = 0;
+
+  addHeader(name: string, value: string): void {
+    (this.extraHeaders ??= []).push(name, value);
+  }
 
   addFlag(flag: string): void {
     (this.flags ??= []).push(flag);

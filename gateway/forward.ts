@@ -15,7 +15,7 @@ import { Readable } from 'node:stream';
 import type { HttpResponse } from 'uWebSockets.js';
 import type { Dispatcher } from 'undici';
 import { CageError, isCageError, type CageErrorCode } from '../core/errors.js';
-import type { Exchange } from './exchange.js';
+import type { BodyPeek, Exchange } from './exchange.js';
 import { buildResponseHeaders, wireValue } from './headers.js';
 import type { CompiledRoute } from './state.js';
 import type { Upstream } from './upstream/upstream.js';
@@ -49,8 +49,14 @@ export interface ForwardHost {
 }
 
 /** The request body as a Readable fed by uWS `onData`, pausing uWS when undici is not reading. */
-export class RequestBody extends Readable {
+export class RequestBody extends Readable implements BodyPeek {
   private paused = false;
+  /** While a stage peeks: the chunks so far (they are pushed as usual too), and how many it wants. */
+  private peekChunks: Buffer[] | null = null;
+  private peekBytes = 0;
+  private peekWant = 0;
+  private peekDone: ((r: { bytes: Buffer; complete: boolean }) => void) | null = null;
+  private peekFail: ((err: Error) => void) | null = null;
   /** uWS delivered the last chunk. */
   private received = false;
   /** The response ended first: the rest of the body is read and dropped. */
@@ -71,19 +77,75 @@ export class RequestBody extends Readable {
     const n = ab.byteLength;
     this.ex.bytesIn += n;
     if (this.ex.bytesIn > this.maxBytes) {
-      this.destroy(new CageError({ code: 'GW_BODY_TOO_LARGE', message: `request body exceeds ${this.maxBytes} bytes` }));
+      const err = new CageError({ code: 'GW_BODY_TOO_LARGE', message: `request body exceeds ${this.maxBytes} bytes` });
+      this.peekFail?.(err);
+      this.destroy(err);
       return;
     }
     // uWS reuses the chunk's memory after this callback: copy it.
     const chunk = n > 0 ? Buffer.copyBytesFrom(new Uint8Array(ab)) : null;
     if (chunk !== null && this.ex.audit !== 0) (this.ex.requestBodyHash ??= createHash('sha256')).update(chunk);
-    if (chunk !== null && !this.push(chunk)) {
+    if (chunk !== null && this.peekChunks !== null) {
+      this.peekChunks.push(chunk);
+      this.peekBytes += n;
+    }
+    // A peeking stage holds the body back until it has what it asked for: no pause before that.
+    if (chunk !== null && !this.push(chunk) && this.peekChunks === null) {
       if (!isLast && !this.paused && !this.ex.aborted) {
         this.paused = true;
         this.res.pause();
       }
     }
     if (isLast) this.push(null);
+    if (this.peekChunks !== null && (this.peekBytes >= this.peekWant || isLast)) this.settlePeek();
+  }
+
+  /**
+   * Stages run before anything reads the stream, so every chunk so far is still in its buffer:
+   * a peek starts from those (Node 20 keeps them in an array in _readableState, checked against
+   * readableLength) and collects new ones until it has `n` bytes or the body ended.
+   */
+  peek(n: number): Promise<{ bytes: Buffer; complete: boolean }> {
+    if (this.peekChunks !== null) return Promise.reject(new Error('RequestBody.peek: a peek is already pending'));
+    if (this.destroyed) return Promise.reject(new CageError({ code: 'GW_BAD_REQUEST', message: 'the request body is gone' }));
+    return new Promise((resolve, reject) => {
+      const buffered = (this as unknown as { _readableState: { buffer: unknown } })._readableState.buffer;
+      const chunks: Buffer[] = [];
+      let bytes = 0;
+      if (this.readableLength > 0) {
+        if (!Array.isArray(buffered)) throw new Error('RequestBody.peek: unexpected stream buffer layout');
+        for (const c of buffered as Buffer[]) {
+          chunks.push(c);
+          bytes += c.length;
+        }
+        if (bytes !== this.readableLength) throw new Error('RequestBody.peek: unexpected stream buffer layout');
+      }
+      this.peekChunks = chunks;
+      this.peekBytes = bytes;
+      this.peekWant = n;
+      this.peekDone = resolve;
+      this.peekFail = reject;
+      if (this.paused && !this.ex.aborted) {
+        this.paused = false;
+        this.res.resume();
+      }
+      if (bytes >= n || this.received) this.settlePeek();
+    });
+  }
+
+  private settlePeek(): void {
+    const all = Buffer.concat(this.peekChunks!);
+    const done = this.peekDone!;
+    this.peekChunks = null;
+    this.peekDone = this.peekFail = null;
+    done({ bytes: all.length > this.peekWant ? all.subarray(0, this.peekWant) : all, complete: this.received && all.length <= this.peekWant });
+  }
+
+  /** The client went away while a stage waited for the body. */
+  abortPeek(): void {
+    this.peekFail?.(new CageError({ code: 'GW_BAD_REQUEST', message: 'the client closed the connection' }));
+    this.peekChunks = null;
+    this.peekDone = this.peekFail = null;
   }
 
   override _read(): void {
@@ -282,6 +344,8 @@ export class ProxyRequest implements Dispatcher.DispatchHandler {
     this.head = null;
     res.writeStatus(statusLine(this.ex.status));
     for (let i = 0; i < h.length; i += 2) res.writeHeader(h[i] as string, h[i + 1]!);
+    const extra = this.ex.extraHeaders;
+    if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
   }
 
   /** Inside a cork: the head (if still pending) and `this.chunk`. */

@@ -95,10 +95,18 @@ export class Gateway implements ForwardHost {
   }
 
   /** Swap in a new config: new routes take new requests; in-flight ones finish on the old. */
-  async reload(config: CageConfig): Promise<void> {
+  async reload(config: CageConfig, stages?: readonly Stage[]): Promise<void> {
     const key = listenerKey(config);
+    const prevStages = this.stages;
+    if (stages !== undefined) this.stages = stages;
     if (this.listener !== undefined && this.listener.key !== key) {
-      const next = await this.bind(config); // throws before anything changes when it cannot bind
+      let next: Listener;
+      try {
+        next = await this.bind(config); // throws before anything changes when it cannot bind
+      } catch (err) {
+        this.stages = prevStages;
+        throw err;
+      }
       // Read the listener after the await: a concurrent reload may have replaced it meanwhile.
       const old = this.listener;
       this.apply(config);
@@ -260,8 +268,12 @@ export class Gateway implements ForwardHost {
       }
     }
     const body = length > 0 || chunked ? new RequestBody(res, ex, route.config.maxBodyBytes) : null;
+    ex.body = body;
     const pr = new ProxyRequest(this, res, ex, route, body);
-    res.onAborted(() => pr.clientAborted());
+    res.onAborted(() => {
+      body?.abortPeek();
+      pr.clientAborted();
+    });
     const trusted = isTrusted(state.trusted, ex.remoteAddress);
     if (state.stages.length === 0) {
       pr.forward(buildUpstreamHeaders(ex, trusted, route.config.requestHeaders));
@@ -334,6 +346,8 @@ export class Gateway implements ForwardHost {
       res.writeHeader('cache-control', 'no-store');
       res.writeHeader('x-request-id', ex.id);
       if (index >= 0) res.writeHeader('cage-receipt', this.auditor.receipt(index));
+      const extra = ex.extraHeaders;
+      if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.writeHeader(extra[i]!, extra[i + 1]!);
       res.end(body, closeConnection);
     });
   }

@@ -18,6 +18,14 @@ const HOP_BY_HOP = new Set([
 /** Set by the cage on the way in; client copies are dropped and rebuilt. */
 const FORWARDING = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'x-request-id']);
 
+/** What the cage asserts to the app about the caller: never taken from the client. */
+const CAGE_ASSERTED = new Set(['cage-identity', 'cage-identity-kind', 'cage-verdict']);
+
+/** An identity (a JWT sub may hold anything) as a header value: printable ASCII, else percent-encoded. */
+function headerSafe(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) ? v : encodeURIComponent(v);
+}
+
 export function isHopByHop(name: string): boolean {
   return HOP_BY_HOP.has(name);
 }
@@ -127,7 +135,7 @@ export function buildUpstreamHeaders(ex: Exchange, trusted: boolean, ops: Header
   let fwd: string | undefined;
   for (let i = 0; i < inH.length; i += 2) {
     const name = inH[i]!;
-    if (HOP_BY_HOP.has(name) || (named !== null && named.has(name))) continue;
+    if (HOP_BY_HOP.has(name) || (named !== null && named.has(name)) || CAGE_ASSERTED.has(name)) continue;
     const value = wireValue(inH[i + 1]!);
     if (FORWARDING.has(name)) {
       if (trusted) {
@@ -140,14 +148,20 @@ export function buildUpstreamHeaders(ex: Exchange, trusted: boolean, ops: Header
     }
     out.push(name, value);
   }
-  const peer = ex.remoteAddress;
   const host = wireValue(ex.host);
+  // An anonymous member (a Groth16 proof) stays anonymous to the app: no address goes upstream,
+  // neither the peer's nor any a proxy in front added (RFC 7239 "unknown").
+  const anonymous = ex.identityKind === 'zk';
+  const peer = anonymous ? 'unknown' : ex.remoteAddress;
+  if (anonymous) xff = fwd = undefined;
   out.push('x-forwarded-for', xff === undefined ? peer : `${xff}, ${peer}`);
   out.push('x-forwarded-proto', xfProto ?? ex.scheme);
   out.push('x-forwarded-host', xfHost ?? host);
-  const element = `for=${forwardedNode(peer)};host=${forwardedValue(host)};proto=${ex.scheme}`;
+  const element = `for=${anonymous ? 'unknown' : forwardedNode(peer)};host=${forwardedValue(host)};proto=${ex.scheme}`;
   out.push('forwarded', fwd === undefined ? element : `${fwd}, ${element}`);
   out.push('x-request-id', ex.id);
+  if (ex.identityKind !== '') out.push('cage-identity-kind', ex.identityKind, 'cage-identity', headerSafe(ex.identity));
+  if (ex.verdict === 'yellow') out.push('cage-verdict', `yellow; warnings="${ex.verdictReasons.filter((r) => r.endsWith(':warn')).join(' ')}"`);
   if (ops.remove.length > 0 || ops.set.length > 0) return applyOps(out, ops);
   return out;
 }

@@ -7,15 +7,14 @@
  * own signature alone. Every registry change is itself an audit record.
  * Request bodies here come from an admin token holder, still parsed strictly.
  */
-import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { Gauge, type Registry } from 'prom-client';
 import type { AuditLog } from '../audit/io/audit-log.js';
 import { CageError, isCageError } from '../core/errors.js';
 import { WitnessCoordinator, type WitnessResult } from '../notary/checkpointer.js';
 import { NotaryRegistry, loadRegistry, registerNotary, saveRegistry } from '../notary/registry.js';
-import type { AdminHandler, AdminRequest } from './admin.js';
-import { Exchange } from './exchange.js';
+import { adminChangeExchange, type AdminHandler, type AdminRequest } from './admin.js';
+import type { Exchange } from './exchange.js';
 
 type Api = Record<string, Partial<Record<string, AdminHandler>>>;
 
@@ -209,27 +208,7 @@ export class NotaryService {
   }
 
   private record(req: AdminRequest, status: number, body: string, code: string): void {
-    if (this.recordChange === null) return;
-    const ex = new Exchange();
-    ex.id = randomUUID();
-    ex.time = Date.now();
-    ex.startedAt = ex.endedAt = performance.now();
-    ex.route = '(admin)';
-    ex.method = req.method;
-    ex.host = 'admin';
-    // The query is part of the change (DELETE …?quorum=k).
-    const query = req.query.toString();
-    ex.target = query === '' ? req.path : `${req.path}?${query}`;
-    ex.path = req.path;
-    ex.identity = 'admin-token';
-    ex.headers = ['content-type', 'application/json'];
-    ex.status = status;
-    ex.bytesIn = Buffer.byteLength(req.body);
-    if (code !== '') ex.errorCode = code as Exchange['errorCode'];
-    // The change itself is the request body: its digest is in the record.
-    ex.requestBodyHash = createHash('sha256').update(req.body);
-    ex.bytesOut = Buffer.byteLength(body);
-    this.recordChange(ex, body);
+    this.recordChange?.(adminChangeExchange(req, status, body, code), body);
   }
 
   api(): Api {

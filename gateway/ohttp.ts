@@ -21,7 +21,7 @@ import { MEDIA_TYPE_OHTTP_KEYS, MEDIA_TYPE_OHTTP_RESPONSE, OhttpGateway, PqInner
 import { DecapsulationPool } from '../pq/pool.js';
 import { ReplayGuard } from '../pq/replay.js';
 import type { PqConfig } from './config/load.js';
-import type { Exchange } from './exchange.js';
+import type { BodyPeek, Exchange } from './exchange.js';
 import { EMPTY_SHA256, IDEMPOTENT, classify, digestRawHead, upstreamMessage } from './forward.js';
 import { buildResponseHeaders, buildUpstreamHeaders } from './headers.js';
 import { runStages, type Stage } from './pipeline.js';
@@ -210,6 +210,8 @@ export class PqFront {
       return sealError(new CageError({ code: 'GW_BODY_TOO_LARGE', message: `request body of ${inner.body.length} bytes exceeds ${route.config.maxBodyBytes}` }));
     }
     if (ex.audit !== 0 && inner.body.length > 0) ex.requestBodyHash = createHash('sha256').update(inner.body);
+    // Stages that look into the body (signature digests, policy inspection) see the opened one.
+    if (inner.body.length > 0) ex.body = memoryBody(inner.body);
     const forward = (): void => {
       const handler = new InnerForward(this, host, res, ex, route, opened, inner.body, sealError, this.config.maxResponseBytes);
       handler.start(buildUpstreamHeaders(ex, trusted, route.config.requestHeaders));
@@ -370,4 +372,10 @@ class InnerForward implements Dispatcher.DispatchHandler {
     ex.status = 0;
     this.sealError(isCageError(err) ? err : new CageError({ code, message: upstreamMessage(code, up, err), cause: err }));
   }
+}
+
+/** A BodyPeek over a body already in memory (the opened envelope's). */
+function memoryBody(body: Uint8Array): BodyPeek {
+  const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  return { peek: (n) => Promise.resolve({ bytes: buf.length > n ? buf.subarray(0, n) : buf, complete: buf.length <= n }) };
 }

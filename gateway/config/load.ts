@@ -12,6 +12,9 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { CageError } from '../../core/errors.js';
 import { parseDuration, parseHostPort, parseSize } from '../../core/units.js';
 import { CONFIG_SCHEMA } from './schema.js';
+import { normalizeSecurity, type SecurityConfig } from './security.js';
+import { normalizeZk, type ZkConfig } from './zk.js';
+import { normalizeChain, type ChainConfig } from './chain.js';
 
 export interface HeaderOps {
   set: ReadonlyArray<readonly [name: string, value: string]>;
@@ -52,6 +55,8 @@ export interface RouteConfig {
   originSignature: { key: string; required: boolean } | undefined;
   /** Plaintext requests are refused (PQ_REQUIRED): only X-Wing HPKE envelopes (OHTTP) reach this route. */
   requirePq: boolean;
+  /** Where the route's upstream lives (a region code for BISO policies). */
+  region: string | undefined;
 }
 
 export interface PqConfig {
@@ -97,6 +102,12 @@ export interface CageConfig {
   shutdownGraceMs: number;
   audit: AuditConfig;
   pq: PqConfig;
+  /** Identity, regions, policies and rate limits (gateway/config/security.ts). */
+  security: SecurityConfig;
+  /** Anonymous membership (Groth16) and the routes that require it (gateway/config/zk.ts). */
+  zk: ZkConfig;
+  /** The embedded or external chain the audit log is anchored on (gateway/config/chain.ts). */
+  chain: ChainConfig;
   routes: readonly RouteConfig[];
 }
 
@@ -223,6 +234,7 @@ function normalize(raw: any, baseDir: string, env: NodeJS.ProcessEnv): CageConfi
       audit: auditConfig.enabled ? (r.audit ?? raw.audit.default_mode) : 'off',
       originSignature: originSignature(r.origin_signature, i, auditConfig),
       requirePq: r.require_pq,
+      region: r.region,
     });
   });
   const token = resolveEnv(raw.admin.token, 'admin.token', env);
@@ -240,6 +252,9 @@ function normalize(raw: any, baseDir: string, env: NodeJS.ProcessEnv): CageConfi
     shutdownGraceMs: parseDuration(raw.shutdown_grace)!,
     audit: auditConfig,
     pq: normalizePq(raw.pq, routes),
+    security: normalizeSecurity(raw, baseDir, names, (v, path) => resolveEnv(v, path, env)!),
+    zk: normalizeZk(raw.zk, raw.routes, routes.map((r) => r.name), (p) => resolve(baseDir, p), raw.identity.signatures.enabled),
+    chain: normalizeChain(raw.chain, (p) => resolve(baseDir, p)),
     routes: Object.freeze(routes),
   });
 }

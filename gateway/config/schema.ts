@@ -5,6 +5,9 @@
  * Durations ("5s") and sizes ("10MiB") are checked by the `duration` / `size` formats.
  */
 import { availableParallelism } from 'node:os';
+import { IDENTITY_SCHEMA, POLICIES_SCHEMA, RATELIMIT_SCHEMA, REGIONS_SCHEMA, ROUTE_SECURITY_PROPERTIES } from './security.js';
+import { ROUTE_ZK_PROPERTIES, ZK_SCHEMA } from './zk.js';
+import { CHAIN_SCHEMA } from './chain.js';
 
 const duration = { type: ['string', 'number'], format: 'duration' } as const;
 const size = { type: ['string', 'number'], format: 'size' } as const;
@@ -102,6 +105,8 @@ const route = {
     websocket: { type: 'boolean', default: true },
     audit: { enum: ['async', 'sync', 'off'] },
     require_pq: { type: 'boolean', default: false },
+    ...ROUTE_SECURITY_PROPERTIES,
+    ...ROUTE_ZK_PROPERTIES,
     origin_signature: {
       type: 'object',
       additionalProperties: false,
@@ -200,6 +205,12 @@ export const CONFIG_SCHEMA = {
     shutdown_grace: { ...duration, default: '30s' },
     audit,
     pq,
+    identity: IDENTITY_SCHEMA,
+    regions: REGIONS_SCHEMA,
+    policies: POLICIES_SCHEMA,
+    ratelimit: RATELIMIT_SCHEMA,
+    zk: ZK_SCHEMA,
+    chain: CHAIN_SCHEMA,
     routes: { type: 'array', items: route, minItems: 1 },
   },
 } as const;

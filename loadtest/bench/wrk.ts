@@ -54,6 +54,8 @@ export interface WrkOptions {
   threads: number;
   connections: number;
   durationS: number;
+  /** Extra request headers, `name: value`. */
+  headers?: string[];
 }
 
 /** Runs one wrk measurement and returns the parsed result. */
@@ -65,6 +67,7 @@ export async function runWrk(options: WrkOptions): Promise<WrkResult> {
     '--timeout',
     '5s',
     '--latency',
+    ...(options.headers ?? []).flatMap((h) => ['-H', h]),
     options.url,
   ];
   const proc = spawnManaged('wrk', 'wrk', args, { nofile: options.connections + 100 });

@@ -13,7 +13,7 @@ describe('core/errors', () => {
   });
 
   it('every code is a room prefix plus words in upper snake case', () => {
-    for (const code of Object.keys(ERROR_CODES)) assert.match(code, /^(GW|CONFIG|CLI|ADMIN|AUDIT|POLICY|CHAIN|ZK|PQ|NOTARY)_[A-Z0-9_]+$/);
+    for (const code of Object.keys(ERROR_CODES)) assert.match(code, /^(GW|CONFIG|CLI|ADMIN|AUDIT|POLICY|IDENTITY|RATE|CHAIN|ANCHOR|BANK|COURT|GOV|ZK|PQ|NOTARY)_[A-Z0-9_]+$/);
   });
 
   it('CageError carries its code and HTTP status, and isCageError narrows by code', () => {
