@@ -13,25 +13,15 @@
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { STATUS_CODES } from 'node:http';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { DEFAULT_KEYS_PATH, pqFetch, type PqOptions } from '../client/pq.js';
-import { CageError, isCageError } from '../core/errors.js';
+import { CageError } from '../core/errors.js';
+import { BadArgs, runSubcommands, type Subcommand, type SubcommandOutput } from './subcommands.js';
 import { aeadById, kdfById, KEM_XWING, kemById } from '../pq/hpke.js';
 import { decodeKeyConfig, decodeKeyConfigList, MEDIA_TYPE_OHTTP_KEYS, selectSuite, type KeyConfig } from '../pq/ohttp.js';
 
 /** Where the command writes: stdout lines and stderr lines. */
-export interface PqOutput {
-  out(line: string): void;
-  err(line: string): void;
-}
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-
-interface Sub {
-  usage: string;
-  options: Options;
-  run(values: Record<string, unknown>, positionals: string[], o: PqOutput): Promise<number>;
-}
+export type PqOutput = SubcommandOutput;
+type Sub = Subcommand;
 
 const FETCH_USAGE = `Usage: cage pq fetch URL [-X METHOD] [-d BODY | --data-file FILE] [-H 'Name: value' ...] [-i]
                      [-o FILE] [--keys-url URL]
@@ -74,9 +64,6 @@ Subcommands:
 Run \`cage pq <subcommand> --help\` for its flags. Exit codes: 0 an HTTP answer came back, 1 the
 exchange could not be protected or the server not reached, 2 bad flags.
 `;
-
-/** A flag or argument error (exit 2). */
-class BadArgs extends Error {}
 
 const TOKEN_RE = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** Methods fetch refuses to send (the Fetch standard's forbidden methods). */
@@ -240,40 +227,6 @@ const KEYS: Sub = {
 const SUBS: Record<string, Sub> = { fetch: FETCH, keys: KEYS };
 
 /** `cage pq …`; returns the exit code. */
-export async function pqMain(argv: string[], o: PqOutput): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    o.out(PQ_HELP.trimEnd());
-    return name === undefined ? 2 : 0;
-  }
-  const sub = SUBS[name];
-  if (sub === undefined) {
-    o.err(`cage: CLI_BAD_ARGS: unknown pq subcommand "${name}"; run \`cage pq --help\``);
-    return 2;
-  }
-  try {
-    let values: Record<string, unknown>;
-    let positionals: string[];
-    try {
-      ({ values, positionals } = parseArgs({ args: rest, options: { ...sub.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: true }));
-    } catch (err) {
-      throw new BadArgs((err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, ''));
-    }
-    if (values.help === true) {
-      o.out(sub.usage.trimEnd());
-      return 0;
-    }
-    return await sub.run(values, positionals, o);
-  } catch (err) {
-    if (err instanceof BadArgs) {
-      o.err(`cage: CLI_BAD_ARGS: pq ${name}: ${err.message}`);
-      return 2;
-    }
-    if (isCageError(err)) {
-      o.err(`cage: ${err.code}: ${err.message}`);
-      return 1;
-    }
-    o.err(`cage: ${(err as Error).stack ?? String(err)}`);
-    return 1;
-  }
+export function pqMain(argv: string[], o: PqOutput): Promise<number> {
+  return runSubcommands('pq', PQ_HELP, SUBS, argv, o);
 }

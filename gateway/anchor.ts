@@ -23,6 +23,16 @@ import type { AnchoredCheckpoint, AnchoredLog } from '../chain/modules/anchor.js
 import { signTransaction } from '../chain/tx.js';
 import { loadRegistry } from '../notary/registry.js';
 import type { ChainConfig } from './config/chain.js';
+import { UsageMeter, type UsageLine } from './metering.js';
+import { ChainRateClasses } from './rate-classes.js';
+
+/** Posts one epoch's usage report as the cage's account (`bank.usageReport`); throws unless it is final and OK. */
+export async function postUsageReport(chain: ChainAccess, key: ChainKey, epoch: number, lines: UsageLine[]): Promise<void> {
+  if (lines.length === 0) return;
+  const tx = signTransaction({ chainId: await chain.chainId(), nonce: await chain.nonce(key.did), module: 'bank', method: 'usageReport', args: { epoch, lines } }, key);
+  const receipt = await chain.waitForTx(await chain.send(tx.bytes), 60_000);
+  if (receipt.code !== 'OK') throw new CageError({ code: failCode(receipt.code), message: `usage report for epoch ${epoch} failed on chain: ${receipt.code}` });
+}
 
 /** What the anchorer needs of a chain: the in-process node or a JSON-RPC endpoint. */
 export interface ChainAccess {
@@ -165,6 +175,13 @@ export class ChainService {
     readonly node: ChainNode | undefined,
     readonly rpc: RpcServer | undefined,
     readonly anchorer: Anchorer | undefined,
+    /** The chain as the cage reaches it, and the cage's account. */
+    readonly access: ChainAccess,
+    readonly key: ChainKey,
+    /** Usage reports for the Bank Mesh (chain.metering). */
+    readonly meter: UsageMeter | undefined,
+    /** DID callers' rate classes from their FLX holdings (chain.rate_classes). */
+    readonly classes: ChainRateClasses | undefined,
   ) {}
 
   /** Starts the embedded chain or connects to the external one, and the anchorer (when the log is on). */
@@ -201,11 +218,19 @@ export class ChainService {
       anchorer = new Anchorer({ log, chain: access, key, policy: logPolicy(log, dataDir), intervalMs: config.anchorIntervalMs, logger });
       anchorer.start();
     }
-    logger.info({ mode: config.mode, account: key.did, height: node?.chain.head.height, rpc: rpc === undefined ? undefined : `http://127.0.0.1:${rpc.port}/rpc` }, 'chain started');
-    return new ChainService(node, rpc, anchorer);
+    let meter: UsageMeter | undefined;
+    const m = config.metering;
+    if (m !== undefined) {
+      meter = new UsageMeter({ epochMs: m.epochMs, price: m.price, payer: m.payer, payers: m.payers, didPaysSelf: m.callersPay }, (epoch, lines) => postUsageReport(access, key, epoch, lines), logger);
+      meter.start();
+    }
+    const classes = config.rateClasses ? new ChainRateClasses(access, config.rateClassTtlMs, logger) : undefined;
+    logger.info({ mode: config.mode, account: key.did, height: node?.chain.head.height, rpc: rpc === undefined ? undefined : `http://127.0.0.1:${rpc.port}/rpc`, metering: meter !== undefined }, 'chain started');
+    return new ChainService(node, rpc, anchorer, access, key, meter, classes);
   }
 
   async close(): Promise<void> {
+    await this.meter?.stop();
     await this.anchorer?.stop();
     await this.rpc?.close();
     await this.node?.close();

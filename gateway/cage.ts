@@ -22,6 +22,7 @@ import { AccessLog, closeLogger, createLogger } from './log.js';
 import { GatewayMetrics } from './metrics.js';
 import type { Recorder, Stage } from './pipeline.js';
 import { Security } from './security.js';
+import type { ClassSourceRef } from './rate-classes.js';
 import { ZkService } from './zk.js';
 
 export interface CageOptions {
@@ -101,18 +102,22 @@ export class Cage {
     let security: Security | undefined;
     let zk: ZkService | undefined;
     let cage: Cage;
+    const classRef: ClassSourceRef = { source: undefined };
     try {
       if (opts.config.zk.enabled) zk = await ZkService.open(opts.config.dataDir, opts.config.zk, logger);
-      security = Security.build(opts.config, logger, undefined, zk);
+      security = Security.build(opts.config, logger, undefined, zk, classRef);
       audit = await openAudit(opts.config, logger);
       if (audit !== undefined) notaries = await NotaryService.open(join(opts.config.dataDir, 'notaries.json'), audit, logger);
       if (opts.config.pq.enabled) {
         pq = await PqFront.open(join(opts.config.dataDir, 'pq'), opts.config.pq, (err) => logger.error({ err }, 'pq: key rotation or decapsulation worker failure'));
       }
       cage = new Cage(opts, logger, audit, pq, notaries, security, zk);
+      cage.classRef = classRef;
       notaries?.attach(cage.metrics.registry, (ex, body) => cage.auditAdmin(ex, body));
       zk?.attach((ex, body) => cage.auditAdmin(ex, body));
       cage.chain = await ChainService.start(opts.config.chain, opts.config.dataDir, audit, logger);
+      classRef.source = cage.chain?.classes;
+      cage.setRecorders(opts.config);
     } catch (err) {
       await security?.retire(undefined);
       await zk?.close();
@@ -154,7 +159,11 @@ export class Cage {
     this.recorders.length = 0;
     this.recorders.push(this.metrics);
     if (config.log.access) this.recorders.push(this.accessLog);
+    if (this.chain?.meter !== undefined) this.recorders.push(this.chain.meter);
   }
+
+  /** Where the limit stage finds DID callers' classes on the chain (set once the chain runs). */
+  classRef: ClassSourceRef = { source: undefined };
 
   /** Admin token: configured, else kept in `<data_dir>/admin.token` (made once, mode 0600). */
   private resolveAdminToken(config: CageConfig): string {
@@ -316,7 +325,7 @@ export class Cage {
       const moved = next.admin.enabled && (this.admin === undefined || next.admin.listen.host !== prev.listen.host || !samePort);
       if (next.admin.enabled) newToken = this.resolveAdminToken(next);
       if (moved) newAdmin = await this.bindAdmin(next, newToken);
-      nextSecurity = Security.build(next, this.logger, this.security, this.zk);
+      nextSecurity = Security.build(next, this.logger, this.security, this.zk, this.classRef);
       await this.gateway.reload(next, [...nextSecurity.stages, ...(this.opts.stages ?? [])]);
     } catch (err) {
       void newAdmin?.close();

@@ -16,6 +16,7 @@ import { CageError } from '../core/errors.js';
 import type { RateLimitConfig, RateLimitRule } from './config/security.js';
 import type { Exchange } from './exchange.js';
 import type { Stage, StageResult } from './pipeline.js';
+import type { ClassSourceRef } from './rate-classes.js';
 
 interface Limiter {
   rule: RateLimitRule;
@@ -110,9 +111,13 @@ export class RateLimitStage implements Stage {
   constructor(
     private readonly limits: RateLimits,
     private readonly rules: readonly RateLimitRule[],
+    private readonly classes: ClassSourceRef = { source: undefined },
   ) {}
 
   handle(ex: Exchange): Promise<StageResult> | undefined {
+    // A DID caller without a class from its credentials may have one on the chain (FLX holders).
+    const source = this.classes.source;
+    if (source !== undefined && ex.rateClass === '' && ex.identityKind === 'did') ex.rateClass = source.classOf(ex.identity);
     const pending: Array<Promise<Outcome>> = [];
     for (const rule of this.rules) {
       if (rule.routes !== undefined && !rule.routes.includes(ex.route)) continue;

@@ -14,6 +14,7 @@ import { SignatureVerifier } from './identity/signatures.js';
 import { IdentifyStage } from './identity/stage.js';
 import { RateLimitStage, RateLimits } from './limits.js';
 import type { Stage } from './pipeline.js';
+import type { ClassSourceRef } from './rate-classes.js';
 import { DecideStage, loadPolicies, RegionTable } from './policy.js';
 import type { ZkService } from './zk.js';
 
@@ -27,7 +28,7 @@ export class Security {
   ) {}
 
   /** `zk`: the cage's anonymous-membership service (its state outlives reloads), when zk.enabled. */
-  static build(config: CageConfig, logger: Logger, prev?: Security, zk?: ZkService): Security {
+  static build(config: CageConfig, logger: Logger, prev?: Security, zk?: ZkService, classes?: ClassSourceRef): Security {
     const sec = config.security;
     const trusted = compileTrustedProxies(config.trustedProxies);
     const policies = loadPolicies(sec.policies);
@@ -52,7 +53,7 @@ export class Security {
       if (zk === undefined) throw new CageError({ code: 'CONFIG_INVALID', message: 'require_zk routes need zk.enabled at start (turning zk on takes a restart)' });
       stages.push(zk.stage(config.zk)!);
     }
-    if (limits !== undefined) stages.push(new RateLimitStage(limits, sec.ratelimit.limits));
+    if (limits !== undefined) stages.push(new RateLimitStage(limits, sec.ratelimit.limits, classes));
     const decide = policies.length > 0 ? new DecideStage(policies, new RegionTable(sec.regions, trusted), config, sec.policies.shadow) : undefined;
     if (decide !== undefined) stages.push(decide);
     return new Security(stages, limits, signatures, jwt, decide);

@@ -26,6 +26,23 @@ export const CHAIN_SCHEMA = {
     block_period: { ...duration, default: '1s' },
     // embedded: serve the chain's JSON-RPC (/rpc) on this address too (off by default).
     rpc_listen: { type: 'string', minLength: 1 },
+    // Bank Mesh metering: usage per identity per epoch, posted as signed usage reports (gateway/metering.ts).
+    metering: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['payer'],
+      properties: {
+        enabled: { type: 'boolean', default: true },
+        epoch: { ...duration, default: '1h' },
+        price: { type: 'string', pattern: '^(0|[1-9][0-9]{0,30})$', default: '1' },
+        payer: { type: 'string', pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$' },
+        payers: { type: 'object', propertyNames: { minLength: 1, maxLength: 256 }, additionalProperties: { type: 'string', pattern: '^did:key:z[1-9A-HJ-NP-Za-km-z]{40,60}$' }, default: {} },
+        callers_pay: { type: 'boolean', default: true },
+      },
+    },
+    // Read each DID caller's rate class from the chain (FLX holders get a priority class), cached this long.
+    rate_classes: { type: 'boolean', default: true },
+    rate_class_ttl: { ...duration, default: '60s' },
   },
   default: {},
 } as const;
@@ -39,6 +56,9 @@ export interface ChainConfig {
   readonly anchorIntervalMs: number;
   readonly blockPeriodMs: number;
   readonly rpcListen: string | undefined;
+  readonly metering: { readonly epochMs: number; readonly price: bigint; readonly payer: string; readonly payers: ReadonlyMap<string, string>; readonly callersPay: boolean } | undefined;
+  readonly rateClasses: boolean;
+  readonly rateClassTtlMs: number;
 }
 
 function invalid(message: string): CageError {
@@ -61,5 +81,17 @@ export function normalizeChain(c: any, resolvePath: (p: string) => string): Chai
     anchorIntervalMs: Math.max(10, parseDuration(c.anchor_interval)!),
     blockPeriodMs,
     rpcListen: c.rpc_listen,
+    metering:
+      c.metering === undefined || !c.metering.enabled
+        ? undefined
+        : Object.freeze({ epochMs: meteringEpoch(c.metering.epoch), price: BigInt(c.metering.price), payer: c.metering.payer, payers: new Map(Object.entries(c.metering.payers as Record<string, string>)), callersPay: c.metering.callers_pay }),
+    rateClasses: c.rate_classes,
+    rateClassTtlMs: parseDuration(c.rate_class_ttl)!,
   });
+}
+
+function meteringEpoch(v: unknown): number {
+  const ms = parseDuration(v)!;
+  if (ms < 1000) throw invalid('chain.metering.epoch: must be at least 1s');
+  return ms;
 }
