@@ -33,7 +33,7 @@ export async function courtMain(args: string[], output: ModuleOutput): Promise<n
   if (wantsHelp(sub, v.help, COURT_HELP, output)) return 0;
   switch (sub) {
     case 'submit-evidence':
-      return runTx(v, 'court', 'submit', { evidence: await readJsonFile(p[0]!, what) }, output, what);
+      return runTx(v, 'court', 'submit', { evidence: courtEvidence(await readJsonFile(p[0]!, what)) }, output, what);
     case 'case':
       return runQuery(v, 'court', 'case', { id: caseId(p[0]!, what) }, output, what);
     case 'cases':
@@ -46,4 +46,16 @@ export async function courtMain(args: string[], output: ModuleOutput): Promise<n
     default:
       return runQuery(v, 'court', 'notary', { did: p[0] }, output, what);
   }
+}
+
+/**
+ * Court evidence from a file: as is, or a notary's evidence file (`cage-notary-evidence/v1`, what
+ * `cage notary serve` keeps under DIR/evidence when a log forks, rolls back or fails a consistency
+ * proof) turned into a `log-fork` case with the two log-signed checkpoints it holds.
+ */
+export function courtEvidence(file: unknown): unknown {
+  const f = file as { type?: unknown; recorded?: { note?: unknown }; submitted?: { note?: unknown } };
+  if (typeof f !== 'object' || f === null || f.type !== 'cage-notary-evidence/v1') return file;
+  if (typeof f.recorded?.note !== 'string' || typeof f.submitted?.note !== 'string') throw usage('a notary evidence file needs recorded.note and submitted.note');
+  return { type: 'log-fork', a: f.recorded.note, b: f.submitted.note };
 }

@@ -39,7 +39,8 @@ export type AdminHandler = (req: AdminRequest) => Promise<AdminAnswer>;
  * holder), what (method, path with its query, the request body's digest) and the answer's status
  * and size. Used by the services whose changes are audited (notaries, ZK groups).
  */
-export function adminChangeExchange(req: AdminRequest, status: number, responseBody: string, code: string): Exchange {
+/** `who` names the actor in the record: the admin token holder, or the chain's Court. */
+export function adminChangeExchange(req: AdminRequest, status: number, responseBody: string, code: string, who = 'admin-token'): Exchange {
   const ex = new Exchange();
   ex.id = randomUUID();
   ex.time = Date.now();
@@ -51,7 +52,7 @@ export function adminChangeExchange(req: AdminRequest, status: number, responseB
   const query = req.query.toString();
   ex.target = query === '' ? req.path : `${req.path}?${query}`;
   ex.path = req.path;
-  ex.identity = 'admin-token';
+  ex.identity = who;
   ex.headers = ['content-type', 'application/json'];
   ex.status = status;
   ex.bytesIn = Buffer.byteLength(req.body);

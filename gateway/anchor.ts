@@ -169,6 +169,58 @@ export function logPolicy(log: AuditLog, dataDir: string): () => Promise<string>
   };
 }
 
+/** What the court watcher needs of the cage's notary registry (gateway/notaries.ts). */
+export interface DroppableNotaries {
+  dids(): string[];
+  dropByCourt(did: string, caseRef: string): Promise<boolean>;
+}
+
+/**
+ * Follows the Court's verdicts on notaries: a notary the chain dropped (slashed for cosigning both
+ * sides of a fork) leaves the cage's registry, so its cosignatures stop counting toward the quorum.
+ */
+export class CourtWatcher {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  dropped = 0;
+
+  constructor(
+    private readonly chain: Pick<ChainAccess, 'query'>,
+    private readonly notaries: DroppableNotaries,
+    private readonly intervalMs: number,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  tick(): Promise<void> {
+    this.running ??= this.pass()
+      .catch((err: unknown) => this.logger.warn({ message: (err as Error).message }, 'court watcher: pass failed; retrying'))
+      .finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async pass(): Promise<void> {
+    for (const did of this.notaries.dids()) {
+      const r = await this.chain.query<{ dropped: boolean | { caseId?: number } }>('court', 'notary', { did });
+      if (r.dropped === false) continue;
+      const caseRef = typeof r.dropped === 'object' && r.dropped.caseId !== undefined ? String(r.dropped.caseId) : 'court';
+      if (await this.notaries.dropByCourt(did, caseRef)) {
+        this.dropped++;
+        this.logger.warn({ did, case: caseRef }, 'court watcher: the Court dropped this notary; removed from the registry');
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+}
+
 /** The chain the cage runs or joins, and its anchorer. */
 export class ChainService {
   private constructor(
@@ -182,10 +234,12 @@ export class ChainService {
     readonly meter: UsageMeter | undefined,
     /** DID callers' rate classes from their FLX holdings (chain.rate_classes). */
     readonly classes: ChainRateClasses | undefined,
+    /** Drops notaries the Court dropped. */
+    readonly court: CourtWatcher | undefined,
   ) {}
 
   /** Starts the embedded chain or connects to the external one, and the anchorer (when the log is on). */
-  static async start(config: ChainConfig, dataDir: string, log: AuditLog | undefined, logger: Logger): Promise<ChainService | undefined> {
+  static async start(config: ChainConfig, dataDir: string, log: AuditLog | undefined, logger: Logger, notaries?: DroppableNotaries): Promise<ChainService | undefined> {
     if (config.mode === 'off') return undefined;
     const dir = join(dataDir, 'chain');
     mkdirSync(dir, { recursive: true });
@@ -226,11 +280,17 @@ export class ChainService {
     }
     const classes = config.rateClasses ? new ChainRateClasses(access, config.rateClassTtlMs, logger) : undefined;
     logger.info({ mode: config.mode, account: key.did, height: node?.chain.head.height, rpc: rpc === undefined ? undefined : `http://127.0.0.1:${rpc.port}/rpc`, metering: meter !== undefined }, 'chain started');
-    return new ChainService(node, rpc, anchorer, access, key, meter, classes);
+    let court: CourtWatcher | undefined;
+    if (notaries !== undefined) {
+      court = new CourtWatcher(access, notaries, Math.max(config.anchorIntervalMs, 5000), logger);
+      court.start();
+    }
+    return new ChainService(node, rpc, anchorer, access, key, meter, classes, court);
   }
 
   async close(): Promise<void> {
     await this.meter?.stop();
+    await this.court?.stop();
     await this.anchorer?.stop();
     await this.rpc?.close();
     await this.node?.close();

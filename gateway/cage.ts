@@ -115,7 +115,7 @@ export class Cage {
       cage.classRef = classRef;
       notaries?.attach(cage.metrics.registry, (ex, body) => cage.auditAdmin(ex, body));
       zk?.attach((ex, body) => cage.auditAdmin(ex, body));
-      cage.chain = await ChainService.start(opts.config.chain, opts.config.dataDir, audit, logger);
+      cage.chain = await ChainService.start(opts.config.chain, opts.config.dataDir, audit, logger, notaries);
       classRef.source = cage.chain?.classes;
       cage.setRecorders(opts.config);
     } catch (err) {

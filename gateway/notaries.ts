@@ -186,8 +186,25 @@ export class NotaryService {
     return { quorum: this.registry.quorum, notaries: this.registry.notaries.map((n) => ({ did: n.did, name: n.name, url: n.url, verifier_key: n.verifierKey })) };
   }
 
+  /** The DIDs of the registered notaries. */
+  dids(): string[] {
+    return this.registry.notaries.map((n) => n.did);
+  }
+
+  /**
+   * The chain's Court dropped this notary (it cosigned both sides of a fork): remove it from the
+   * registry, lowering the quorum if it must, recorded in the audit log like an admin change but
+   * by `court`. False when it is not (or no longer) registered.
+   */
+  async dropByCourt(did: string, caseRef: string): Promise<boolean> {
+    if (this.registry.get(did) === undefined) return false;
+    const req: AdminRequest = { method: 'DELETE', path: `/api/v1/notaries/${encodeURIComponent(did)}`, body: JSON.stringify({ dropped_by: 'court', case: caseRef }), query: new URLSearchParams(), rest: did };
+    await this.change(req, 200, async (reg) => reg.remove(did, { quorum: Math.min(reg.quorum, reg.notaries.length - 1) }), 'court');
+    return true;
+  }
+
   /** Runs one registry change: compute the next registry, save it durably, swap, record it. */
-  private change(req: AdminRequest, status: number, next: (reg: NotaryRegistry) => Promise<NotaryRegistry>): Promise<{ status: number; body: unknown }> {
+  private change(req: AdminRequest, status: number, next: (reg: NotaryRegistry) => Promise<NotaryRegistry>, who = 'admin-token'): Promise<{ status: number; body: unknown }> {
     const run = this.changing.then(async () => {
       let answer: { status: number; body: unknown };
       try {
@@ -197,18 +214,18 @@ export class NotaryService {
         answer = { status, body: this.view() };
       } catch (err) {
         const e = isCageError(err) ? err : new CageError({ code: 'NOTARY_INTERNAL', message: 'the registry change failed', cause: err });
-        this.record(req, e.status, JSON.stringify({ error: { code: e.code } }), e.code);
+        this.record(req, e.status, JSON.stringify({ error: { code: e.code } }), e.code, who);
         throw e;
       }
-      this.record(req, answer.status, JSON.stringify(answer.body), '');
+      this.record(req, answer.status, JSON.stringify(answer.body), '', who);
       return answer;
     });
     this.changing = run.catch(() => undefined);
     return run;
   }
 
-  private record(req: AdminRequest, status: number, body: string, code: string): void {
-    this.recordChange?.(adminChangeExchange(req, status, body, code), body);
+  private record(req: AdminRequest, status: number, body: string, code: string, who: string): void {
+    this.recordChange?.(adminChangeExchange(req, status, body, code, who), body);
   }
 
   api(): Api {
