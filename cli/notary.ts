@@ -14,6 +14,10 @@ import { buildDidDocument, didKeyFromPublicKey, didWebUrl, notaryVerifier } from
 import { NotaryServer, type NotaryEvent } from '../notary/io/server.js';
 import { NotaryStore } from '../notary/io/store.js';
 import { KnownLogs } from '../notary/witness.js';
+import { ChainClient } from '../chain/client.js';
+import { readKeyFile, type ChainKey } from '../chain/keys.js';
+import { signTransaction } from '../chain/tx.js';
+import { courtEvidence } from './court.js';
 
 export interface NotaryOutput {
   out(line: string): void;
@@ -36,7 +40,8 @@ Commands:
   init    --out KEYFILE [--did-web DID]   Make an Ed25519 key (mode 0600) and print its DID and
                                           its verifier key (what a cage registers)
   serve   --key KEYFILE --data-dir DIR --log VKEY [--log VKEY ...] [--listen ADDR]
-          [--max-body-bytes N]            Witness the logs: POST /add-checkpoint,
+          [--max-body-bytes N] [--chain URL --chain-key FILE]
+                                          Witness the logs: POST /add-checkpoint,
                                           GET /.well-known/did.json, GET /healthz
 
 Flags:
@@ -48,6 +53,11 @@ Flags:
   --log VKEY          A log's verifier key (name+id+key), inline or @FILE; repeatable
   --listen ADDR       HOST:PORT (default 127.0.0.1:7380; port 0 picks one)
   --max-body-bytes N  Largest add-checkpoint body (default about 1 MiB)
+  --chain URL         Submit every fork/rollback/bad-proof evidence file to the chain's Court
+                      (JSON-RPC URL) as a log-fork case, signed with --chain-key (a chain
+                      account key file, \`cage chain init\` format); the reporter's share of the
+                      slashed bond goes to that account
+  --chain-key FILE    The account that submits evidence (with --chain)
   -h, --help          Show this help
 
 See docs/notary.md.
@@ -128,7 +138,7 @@ async function loadLogKey(value: string): Promise<NoteVerifier> {
   return v;
 }
 
-function jsonLine(e: NotaryEvent): string {
+function jsonLine(e: NotaryEvent | { event: 'evidence-submitted' | 'evidence-submit-failed'; path: string; tx?: string; code?: string; message?: string }): string {
   return JSON.stringify({ time: new Date().toISOString(), ...e });
 }
 
@@ -146,6 +156,9 @@ async function serve(v: Record<string, unknown>, output: NotaryOutput, opts: Not
     maxBodyBytes = Number(v['max-body-bytes']);
     if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 64) throw usage('--max-body-bytes: expected an integer >= 64');
   }
+
+  if ((v.chain === undefined) !== (v['chain-key'] === undefined)) throw usage('notary serve: --chain and --chain-key go together');
+  const court = v.chain === undefined ? undefined : { client: new ChainClient(v.chain as string), key: readKeyFile(v['chain-key'] as string) };
 
   const signerKey = await readFlagFile(keyPath, '--key');
   let did: string;
@@ -179,7 +192,16 @@ async function serve(v: Record<string, unknown>, output: NotaryOutput, opts: Not
       host: listen.host,
       port: listen.port,
       ...(maxBodyBytes === undefined ? {} : { maxBodyBytes }),
-      onEvent: (e) => output.err(jsonLine(e)),
+      onEvent: (e) => {
+        output.err(jsonLine(e));
+        const path = e.path;
+        if (court !== undefined && e.event === 'evidence' && typeof path === 'string') {
+          submitEvidence(court.client, court.key, path).then(
+            (hash) => output.err(jsonLine({ event: 'evidence-submitted', path, tx: hash })),
+            (err: unknown) => output.err(jsonLine({ event: 'evidence-submit-failed', path, code: isCageError(err) ? err.code : undefined, message: (err as Error).message })),
+          );
+        }
+      },
     });
   } catch (err) {
     await store.close();
@@ -195,6 +217,16 @@ async function serve(v: Record<string, unknown>, output: NotaryOutput, opts: Not
   await store.close();
   output.err('cage notary: stopped');
   return 0;
+}
+
+/** Sends a kept evidence file to the Court (`court.submit`, a log-fork case); resolves with the tx hash once final and OK. */
+async function submitEvidence(client: ChainClient, key: ChainKey, path: string): Promise<string> {
+  const evidence = courtEvidence(JSON.parse(await readFile(path, 'utf8')) as unknown);
+  const status = await client.call<{ chainId: string }>('chain_status');
+  const tx = signTransaction({ chainId: status.chainId, nonce: await client.nonce(key.did), module: 'court', method: 'submit', args: { evidence } }, key);
+  const hash = await client.sendTransaction(tx);
+  await client.waitForTx(hash, { requireOk: true });
+  return hash;
 }
 
 /** Resolves with what stopped the notary: SIGTERM, SIGINT or the `stop` signal. */
@@ -232,7 +264,7 @@ export async function notaryMain(argv: string[], output: NotaryOutput, opts: Not
     if (cmd === 'serve') {
       const v = parseFlags(
         rest,
-        { key: { type: 'string' }, 'data-dir': { type: 'string' }, log: { type: 'string', multiple: true }, listen: { type: 'string' }, 'max-body-bytes': { type: 'string' } },
+        { key: { type: 'string' }, 'data-dir': { type: 'string' }, log: { type: 'string', multiple: true }, listen: { type: 'string' }, 'max-body-bytes': { type: 'string' }, chain: { type: 'string' }, 'chain-key': { type: 'string' } },
         'serve',
       );
       if (v.help === true) return (output.out(NOTARY_HELP.trimEnd()), 0);
