@@ -14,7 +14,7 @@
  * Trust: transactions (RPC, p2p) and blocks (proposals, sync) are attacker-controlled.
  */
 import { CageError, isCageError } from '../core/errors.js';
-import { canonicalDid } from '../notary/did.js';
+import { canonicalDidKey } from '../core/did-key.js';
 import {
   computeResultsRoot,
   computeTxRoot,
@@ -61,7 +61,7 @@ export function parseGenesis(input: unknown): Genesis {
   const validators = g.validators.map((v, i) => {
     try {
       if (typeof v !== 'string' || !v.startsWith('did:key:')) throw new Error('not a did:key');
-      return canonicalDid(v);
+      return canonicalDidKey(v);
     } catch {
       throw badGenesis(`validators[${i}] is not an Ed25519 did:key`);
     }

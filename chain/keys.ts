@@ -1,5 +1,5 @@
 /**
- * Ed25519 account and validator keys for the chain, named by `did:key` (notary/did.ts). Signing and
+ * Ed25519 account and validator keys for the chain, named by `did:key` (core/did-key.ts). Signing and
  * verification go through node:crypto; imported public keys are cached by DID, so verifying many
  * transactions from one sender parses its key once.
  *
@@ -12,7 +12,7 @@
 import { createPrivateKey, createPublicKey, randomBytes, sign as edSign, verify as edVerify, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { CageError } from '../core/errors.js';
-import { didKeyFromPublicKey, publicKeyFromDidKey } from '../notary/did.js';
+import { didKeyFromPublicKey, publicKeyFromDidKey } from '../core/did-key.js';
 
 const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');

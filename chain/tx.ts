@@ -22,7 +22,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CageError } from '../core/errors.js';
-import { didKeyFromPublicKey } from '../notary/did.js';
+import { didKeyFromPublicKey } from '../core/did-key.js';
 import { verifyEd25519, type ChainKey } from './keys.js';
 import { ByteReader } from './reader.js';
 

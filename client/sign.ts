@@ -9,7 +9,7 @@
  */
 import { createPublicKey, hash, randomBytes, type KeyObject } from 'node:crypto';
 import { contentDigest, signRequestEd25519 } from '../core/httpsig.js';
-import { didKeyFromPublicKey } from '../notary/did.js';
+import { didKeyFromPublicKey } from '../core/did-key.js';
 
 export interface RequestToSign {
   method: string;

@@ -27,7 +27,7 @@ import { Group, type GroupExport } from '../circuits/group.js';
 import { ZK_PROOF_HEADER } from '../circuits/header.js';
 import { createIdentity, exportIdentity, importIdentity, nullifierFor, Prover, type Identity } from '../circuits/prover.js';
 import { CageError } from '../core/errors.js';
-import { didKeyFromPublicKey } from '../notary/did.js';
+import { didKeyFromPublicKey } from '../core/did-key.js';
 import { signRequest, type RequestToSign } from './sign.js';
 
 export { createIdentity, exportIdentity, importIdentity, ZK_PROOF_HEADER, type Identity };

@@ -20,7 +20,7 @@
  */
 import { verifyConsistency } from '../../audit/merkle.js';
 import { parsePolicy } from '../../audit/policy.js';
-import { canonicalDid } from '../../notary/did.js';
+import { canonicalDidKey } from '../../core/did-key.js';
 import { VALIDATORS_KEY, type BlockContext, type ChainEvent, type ChainModule, type StateView, type TxContext } from '../module.js';
 import { bondOf, bondedStake, hold, releaseHold, slash, totalBonded, debit, balanceOf, escrowOf, setEscrow } from './bank/ledger.js';
 import { logByOrigin } from './bank.js';
@@ -160,7 +160,7 @@ function submit(state: StateView, ctx: TxContext, raw: unknown): ChainEvent[] {
     }
     case 'notary-fork': {
       const e = Args.of(outer.raw('evidence'), ['type', 'notary', 'a', 'b'], 'COURT_BAD_ARGS', 'evidence');
-      const did = asEvidence('notary', () => canonicalDid(e.str('notary', undefined, 256)));
+      const did = asEvidence('notary', () => canonicalDidKey(e.str('notary', undefined, 256)));
       const f = verifyNotaryPair(did, e.str('a', undefined, NOTE_MAX), e.str('b', undefined, NOTE_MAX));
       if (bondOf(state, 'notary', did) === 0n && !isNotaryDropped(state, did)) throw fail('COURT_UNKNOWN_KEY', `${did} has no notary bond`);
       if (f.time * 1000 < ctx.time - p.evidenceMaxAgeMs) throw fail('COURT_STALE_EVIDENCE', 'the cosignatures are older than the evidence window');

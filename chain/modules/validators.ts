@@ -7,7 +7,7 @@
  * becomes empty. Queries: `set` (current set), `votes` (pending proposals and their voters).
  */
 import { CageError } from '../../core/errors.js';
-import { canonicalDid } from '../../notary/did.js';
+import { canonicalDidKey } from '../../core/did-key.js';
 import { VALIDATORS_KEY, type ChainEvent, type ChainModule, type StateView, type TxContext } from '../module.js';
 import { readJson, writeJson } from '../state.js';
 
@@ -35,7 +35,7 @@ function parseVote(args: unknown): { action: 'add' | 'remove'; validator: string
   if (typeof a.validator !== 'string' || !a.validator.startsWith('did:key:')) throw badArgs('validator must be a did:key');
   let validator: string;
   try {
-    validator = canonicalDid(a.validator);
+    validator = canonicalDidKey(a.validator);
   } catch {
     throw badArgs('validator is not an Ed25519 did:key');
   }

@@ -21,12 +21,11 @@ import { createHash } from 'node:crypto';
 import { openCheckpoint, parseCheckpoint, type Checkpoint } from '../../../audit/checkpoint.js';
 import { leafHash } from '../../../audit/hash.js';
 import { verifyInclusion } from '../../../audit/merkle.js';
-import { openNote, parseNote } from '../../../audit/note.js';
+import { createVerifier, openNote, parseNote, SIG_TYPE_COSIGNATURE_V1 } from '../../../audit/note.js';
 import { parseProof } from '../../../audit/proof.js';
 import { decodeRecord, originSignatureMessage, type AuditRecord } from '../../../audit/record.js';
 import { isCageError } from '../../../core/errors.js';
-import { notaryVerifier } from '../../../notary/did.js';
-import { publicKeyFromDidKey } from '../../../notary/did.js';
+import { publicKeyFromDidKey } from '../../../core/did-key.js';
 import { verifyEd25519 } from '../../keys.js';
 import { conflicts, decodeSignedPayload, MessageType, typeName, verifySignedPayload, type SignedPayload } from '../../qbft/messages.js';
 import { fail } from '../bank/util.js';
@@ -87,7 +86,7 @@ export interface NotaryFinding {
 
 /** Verifies that `did` cosigned two checkpoints of one origin and size with different roots. */
 export function verifyNotaryPair(did: string, noteA: string, noteB: string): NotaryFinding {
-  const verifier = asEvidence('notary', () => notaryVerifier(did, publicKeyFromDidKey(did)));
+  const verifier = asEvidence('notary', () => createVerifier(did, publicKeyFromDidKey(did), SIG_TYPE_COSIGNATURE_V1));
   const open = (note: string, what: string): { cp: Checkpoint; time: number } =>
     asEvidence(what, () => {
       const n = openNote(note, [verifier]);
