@@ -12,10 +12,9 @@
  *   for the benchmark's baseline — it blocks the event loop ~9 ms a proof).
  * - Workers are unref'd; `close()` terminates them and frees every curve (tests never hang).
  */
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { runSlot, startModuleWorker, type WorkerSlot } from '../core/worker-threads.js';
 import { CageError } from '../core/errors.js';
 import { Groth16Verifier, checkVerificationKey, type VerificationKeyJson } from './groth16.js';
 import type { ProofPoints } from './header.js';
@@ -57,12 +56,8 @@ interface Job {
   reject: (err: Error) => void;
 }
 
-interface Slot {
-  worker: Worker;
-  ready: boolean;
-  stopping: string | undefined;
+interface Slot extends WorkerSlot {
   inflight: Map<number, Job>;
-  exited: Promise<void>;
 }
 
 const WORKER_FILE = new URL(import.meta.url.endsWith('.ts') ? './verify-worker.ts' : './verify-worker.js', import.meta.url);
@@ -71,15 +66,7 @@ function startWorker(testHooks: boolean): Worker {
   // ffjavascript imports the `web-worker` package, which, loaded in any worker thread, takes the
   // thread over as a web-worker polyfill and imports `workerData.mod`: give it an empty module
   // so it has nothing to run (our entry file is loaded below, as usual).
-  const workerData = { testHooks, mod: 'data:text/javascript,', type: 'module', name: 'cage-zk-verify' };
-  if (WORKER_FILE.pathname.endsWith('.ts')) {
-    // From sources under tsx: Node 20 does not give a worker the parent's module hooks, so it
-    // registers tsx's ESM hooks itself before importing the entry file (as pq/pool.ts does).
-    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_FILE.href)}); });`;
-    return new Worker(code, { eval: true, workerData });
-  }
-  return new Worker(WORKER_FILE, { workerData });
+  return startModuleWorker(WORKER_FILE, { testHooks, mod: 'data:text/javascript,', type: 'module', name: 'cage-zk-verify' });
 }
 
 function internal(message: string, cause?: unknown): CageError {
@@ -188,28 +175,9 @@ export class VerifyPool {
   #spawn(): Promise<void> {
     const worker = startWorker(this.#testHooks);
     worker.unref();
-    let markExited!: () => void;
-    const slot: Slot = { worker, ready: false, stopping: undefined, inflight: new Map(), exited: new Promise((r) => (markExited = r)) };
+    const slot: Slot = { worker, ready: false, stopping: undefined, inflight: new Map(), exited: Promise.resolve() };
     this.#slots.push(slot);
-    let failure: Error | undefined;
-    const ready = new Promise<void>((resolve, reject) => {
-      worker.on('message', (m: FromVerifyWorker) => {
-        if (m.t === 'ready') {
-          slot.ready = true;
-          resolve();
-          this.#feed(slot);
-        } else this.#settle(slot, m);
-      });
-      worker.on('error', (err) => {
-        failure = err;
-      });
-      worker.on('exit', (code) => {
-        const why = slot.stopping ?? `the zk worker thread exited (code ${code}${failure ? `: ${failure.message}` : ''})`;
-        if (!slot.ready) reject(internal(`a zk worker thread did not start: ${why}`, failure));
-        this.#exited(slot, why, failure);
-        markExited();
-      });
-    });
+    const ready = runSlot<Slot, FromVerifyWorker>(slot, 'zk', { feed: (s) => this.#feed(s), settle: (s, m) => this.#settle(s, m), exited: (s, why, failure) => this.#exited(s, why, failure) });
     worker.postMessage({ t: 'key', vk: this.#vk } satisfies ToVerifyWorker);
     return ready;
   }

@@ -5,6 +5,7 @@
  * input, checked by Groth16Verifier (range, on curve, subgroup) before the pairing.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { runTestHook } from '../core/worker-threads.js';
 import { Groth16Verifier } from './groth16.js';
 import type { ProofPoints } from './header.js';
 import type { FromVerifyWorker, ToVerifyWorker } from './verify-pool.js';
@@ -36,14 +37,7 @@ port.on('message', (m: ToVerifyWorker) => {
     case 'verify':
       queue = queue.then(() => verify(m.id, m.signals, m.proof));
       return;
-    case 'stall': {
-      if (!testHooks) return;
-      const until = Date.now() + m.ms;
-      while (Date.now() < until); // busy on purpose: a stuck or slow thread
-      return;
-    }
-    case 'crash':
-      if (testHooks) throw new Error('zk pool test hook: crash');
-      return;
+    default:
+      runTestHook(m, testHooks, 'zk pool');
   }
 });

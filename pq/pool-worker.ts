@@ -11,6 +11,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { isCageError } from '../core/errors.js';
+import { runTestHook } from '../core/worker-threads.js';
 import { kemById } from './hpke.js';
 import type { KeySeed } from './keys.js';
 import { checkRequestHeader, openEnvelope, type GatewayKey, type OhttpKeySource } from './ohttp.js';
@@ -76,14 +77,7 @@ port.on('message', (m: ToWorker) => {
         port.postMessage({ t: 'ready' } satisfies FromWorker);
       }
       return;
-    case 'stall': {
-      if (!testHooks) return;
-      const until = Date.now() + m.ms;
-      while (Date.now() < until); // busy on purpose: a stuck or slow thread
-      return;
-    }
-    case 'crash':
-      if (testHooks) throw new Error('pq pool test hook: crash');
-      return;
+    default:
+      runTestHook(m, testHooks, 'pq pool');
   }
 });

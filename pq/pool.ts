@@ -20,10 +20,9 @@
  *
  * Workers are unref'd: the pool never keeps a process alive; `close()` terminates them.
  */
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { runSlot, startModuleWorker, type WorkerSlot } from '../core/worker-threads.js';
 import { CageError, ERROR_CODES, type CageErrorCode } from '../core/errors.js';
 import type { KeySeed } from './keys.js';
 import { checkRequestHeader, openEnvelope, type EnvelopeOpener, type OhttpKeySource, type OpenedEnvelope } from './ohttp.js';
@@ -93,30 +92,16 @@ interface Job {
   reject: (err: Error) => void;
 }
 
-interface Slot {
-  worker: Worker;
-  ready: boolean;
+interface Slot extends WorkerSlot {
   /** No new jobs (the pool shrank); terminated once its jobs are done. */
   retiring: boolean;
-  /** Why it is being stopped, for its jobs' errors. */
-  stopping: string | undefined;
   inflight: Map<number, Job>;
-  exited: Promise<void>;
 }
 
 const WORKER_FILE = new URL(import.meta.url.endsWith('.ts') ? './pool-worker.ts' : './pool-worker.js', import.meta.url);
 
 function startWorker(testHooks: boolean): Worker {
-  const workerData = { testHooks };
-  if (WORKER_FILE.pathname.endsWith('.ts')) {
-    // Run from sources under tsx (the tests): Node 20 does not apply the parent's module hooks to a
-    // worker, so the worker registers tsx's ESM hooks itself (the .mjs build of tsx/esm/api, next
-    // to the .cjs one `require` resolves) before importing its entry file.
-    const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-    const code = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(WORKER_FILE.href)}); });`;
-    return new Worker(code, { eval: true, workerData });
-  }
-  return new Worker(WORKER_FILE, { workerData });
+  return startModuleWorker(WORKER_FILE, { testHooks });
 }
 
 function internal(message: string, cause?: unknown): CageError {
@@ -277,32 +262,9 @@ export class DecapsulationPool implements EnvelopeOpener {
       return Promise.reject(e);
     }
     worker.unref();
-    let markExited!: () => void;
-    const slot: Slot = { worker, ready: false, retiring: false, stopping: undefined, inflight: new Map(), exited: new Promise((r) => (markExited = r)) };
+    const slot: Slot = { worker, ready: false, retiring: false, stopping: undefined, inflight: new Map(), exited: Promise.resolve() };
     this.#slots.push(slot);
-    let failure: Error | undefined;
-    const ready = new Promise<void>((resolve, reject) => {
-      worker.on('message', (m: FromWorker) => {
-        if (m.t === 'ready') {
-          slot.ready = true;
-          resolve();
-          this.#feed(slot);
-        } else this.#settle(slot, m);
-      });
-      worker.on('error', (err) => {
-        failure = err;
-      });
-      worker.on('messageerror', (err) => {
-        failure = err;
-        void worker.terminate();
-      });
-      worker.on('exit', (code) => {
-        const why = slot.stopping ?? `the pq worker thread exited (code ${code}${failure ? `: ${failure.message}` : ''})`;
-        if (!slot.ready) reject(internal(`a pq worker thread did not start: ${why}`, failure));
-        this.#exited(slot, why, failure);
-        markExited();
-      });
-    });
+    const ready = runSlot<Slot, FromWorker>(slot, 'pq', { feed: (s) => this.#feed(s), settle: (s, m) => this.#settle(s, m), exited: (s, why, failure) => this.#exited(s, why, failure) });
     this.#post(slot, undefined);
     return ready;
   }
