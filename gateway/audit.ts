@@ -165,7 +165,7 @@ export class ExchangeAuditor {
       // An anonymous member (zk) is recorded by its nullifier and the group root it proved
       // against only: no client address (it would identify the member).
       clientAddress: ex.zk === null ? ex.remoteAddress : '',
-      identity: ex.identity === '' ? undefined : fit(ex.zk !== null ? zkIdentity(ex.zk) : ex.identityKind === 'did' || ex.identityKind === '' ? ex.identity : `${ex.identityKind}:${ex.identity}`, RECORD_LIMITS.identity),
+      identity: ex.identity === '' ? undefined : fit(ex.zk !== null ? zkIdentity(ex.zk) : ex.qualifiedIdentity(), RECORD_LIMITS.identity),
       requestHeadersDigest: digestHeaders(ex.headers),
       requestBodyDigest: ex.requestBodyHash !== null ? ex.requestBodyHash.copy().digest() : EMPTY_SHA256,
       requestBodyLength: ex.bytesIn,

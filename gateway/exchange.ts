@@ -29,7 +29,8 @@ export interface BodyPeek {
   peek(n: number): Promise<{ bytes: Buffer; complete: boolean }>;
 }
 
-const NO_ROLES: readonly string[] = Object.freeze([]);
+/** The shared empty list (roles, reasons): never mutated. */
+export const EMPTY_LIST: readonly string[] = Object.freeze([]);
 
 export class Exchange {
   /** X-Request-Id: the client's when well-formed, else generated. */
@@ -51,7 +52,7 @@ export class Exchange {
   /** How the caller was identified; '' for anonymous. */
   identityKind: IdentityKind = '';
   /** Roles of the identity (API key roles, a JWT's roles claim). */
-  roles: readonly string[] = NO_ROLES;
+  roles: readonly string[] = EMPTY_LIST;
   /** Rate-limit class of the identity (an API key's class); '' for the default class. */
   rateClass = '';
   /** The request carried a verified RFC 9421 signature (DID or anonymous session key). */
@@ -61,7 +62,7 @@ export class Exchange {
   /** The BISO policy verdict: '' when no policy ran, else 'green' | 'yellow' | 'red'. */
   verdict: '' | 'green' | 'yellow' | 'red' = '';
   /** Rule ids behind a Yellow or Red verdict (`bundle/rule:CODE`), and shadow findings. */
-  verdictReasons: readonly string[] = NO_ROLES;
+  verdictReasons: readonly string[] = EMPTY_LIST;
   /** The request body, for stages that must see (a bounded prefix of) it before forwarding. */
   body: BodyPeek | null = null;
   /** Extra response headers (flat [name, value, …]) the cage adds to its own answer or the app's. */
@@ -104,6 +105,12 @@ export class Exchange {
   originSignature: string | null = null;
   /** 0 not checked, 1 verified, 2 failed (a discrepancy). */
   originVerified = 0;
+
+  /** The identity with its kind: `api-key:ci`, `jwt:alice`; a DID or `zk:…` says its kind itself. */
+  qualifiedIdentity(): string {
+    const k = this.identityKind;
+    return k === '' || k === 'did' || k === 'zk' ? this.identity : `${k}:${this.identity}`;
+  }
 
   addHeader(name: string, value: string): void {
     (this.extraHeaders ??= []).push(name, value);

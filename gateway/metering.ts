@@ -40,15 +40,7 @@ export interface MeteringConfig {
 export const MAX_REPORT_LINES = 250;
 
 export function subjectOf(ex: Exchange): string {
-  switch (ex.identityKind) {
-    case '':
-      return 'anonymous';
-    case 'did':
-    case 'zk':
-      return ex.identity;
-    default:
-      return `${ex.identityKind}:${ex.identity}`;
-  }
+  return ex.identityKind === '' ? 'anonymous' : ex.qualifiedIdentity();
 }
 
 export class UsageMeter implements Recorder {

@@ -11,7 +11,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { CageError, isCageError } from '../core/errors.js';
-import type { CompiledPolicy, DecisionInput, Verdict } from '../policies/compile.js';
+import type { CompiledPolicy, DecisionInput } from '../policies/compile.js';
 import { loadPolicyFile } from '../policies/load.js';
 import type { PoliciesConfig, RegionsConfig } from './config/security.js';
 import type { CageConfig } from './config/load.js';
@@ -100,11 +100,11 @@ export class DecideStage implements Stage {
     const input = this.input(ex);
     let want = 0;
     for (const p of this.policies) want = Math.max(want, p.needsBody(input));
-    if (want === 0 || ex.body === null) return this.apply(ex, this.decide(input));
+    if (want === 0 || ex.body === null) return this.apply(ex, input);
     return ex.body.peek(want).then(
       ({ bytes }) => {
         input.body = bytes;
-        return this.apply(ex, this.decide(input));
+        return this.apply(ex, input);
       },
       (err: unknown) => {
         if (isCageError(err)) return err;
@@ -113,16 +113,13 @@ export class DecideStage implements Stage {
     );
   }
 
-  decide(input: DecisionInput): Verdict[] {
-    return this.policies.map((p) => p.decide(input));
-  }
-
-  private apply(ex: Exchange, verdicts: Verdict[]): StageResult {
+  /** Every bundle decides; the worst verdict wins (the Green path allocates nothing). */
+  private apply(ex: Exchange, input: DecisionInput): StageResult {
     let worst: 'green' | 'yellow' | 'red' = 'green';
     let reasons: string[] | undefined;
-    for (let i = 0; i < verdicts.length; i++) {
-      const v = verdicts[i]!;
-      const name = this.policies[i]!.name;
+    for (const p of this.policies) {
+      const v = p.decide(input);
+      const name = p.name;
       if (v.verdict === 'green' && v.shadow.length === 0) continue;
       reasons ??= [];
       let verdict = v.verdict;

@@ -6,6 +6,7 @@
  * not answer leaves callers in the default class.
  */
 import type { Logger } from 'pino';
+import { BoundedMap } from '../core/bounded-map.js';
 import type { ChainAccess } from './anchor.js';
 
 const MAX_ENTRIES = 100_000;
@@ -21,7 +22,7 @@ export interface ClassSourceRef {
 }
 
 export class ChainRateClasses implements ClassSource {
-  private readonly cache = new Map<string, { cls: string; until: number }>();
+  private readonly cache = new BoundedMap<string, { cls: string; until: number }>(MAX_ENTRIES);
   private readonly inflight = new Set<string>();
   private warned = false;
 
@@ -46,7 +47,6 @@ export class ChainRateClasses implements ClassSource {
       .query<{ class: string }>('bank', 'rateClass', { did })
       .then(
         (r) => {
-          if (this.cache.size >= MAX_ENTRIES && !this.cache.has(did)) this.cache.delete(this.cache.keys().next().value!);
           this.cache.set(did, { cls: r.class === 'standard' ? '' : r.class, until: this.now() + this.ttlMs });
           this.warned = false;
         },

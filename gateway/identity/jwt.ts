@@ -7,6 +7,7 @@
 import { createPublicKey, createSecretKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey, type JWK } from 'jose';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { CageError } from '../../core/errors.js';
 import type { JwtConfig } from '../config/security.js';
 
@@ -45,7 +46,7 @@ function loadKeys(file: string): KeyObject | JWTVerifyGetKey {
 }
 
 export class JwtVerifier {
-  private readonly cache = new Map<string, JwtIdentity>();
+  private readonly cache: BoundedMap<string, JwtIdentity>;
   private readonly asymmetric: KeyObject | JWTVerifyGetKey | undefined;
   private readonly secret: KeyObject | undefined;
 
@@ -55,6 +56,7 @@ export class JwtVerifier {
   ) {
     this.asymmetric = config.keysFile === undefined ? undefined : loadKeys(config.keysFile);
     this.secret = config.secret === undefined ? undefined : createSecretKey(Buffer.from(config.secret, 'utf8'));
+    this.cache = new BoundedMap(Math.max(1, config.cacheSize));
   }
 
   /** The cached identity of a token that verified before and has not expired, else undefined. */
@@ -102,10 +104,7 @@ export class JwtVerifier {
     const cls = c.classClaim === undefined ? undefined : payload[c.classClaim];
     const exp = typeof payload.exp === 'number' ? payload.exp : this.nowS() + CACHE_NO_EXP_S;
     const id: JwtIdentity = Object.freeze({ sub: payload.sub, roles: Object.freeze(roles), rateClass: typeof cls === 'string' ? cls.slice(0, 32) : '', exp });
-    if (c.cacheSize > 0) {
-      if (this.cache.size >= c.cacheSize) this.cache.delete(this.cache.keys().next().value!);
-      this.cache.set(token, id);
-    }
+    if (c.cacheSize > 0) this.cache.set(token, id);
     return id;
   }
 }

@@ -6,6 +6,7 @@
  */
 import { hash } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { CageError, isCageError } from '../../core/errors.js';
 import { checkContentDigest, ed25519PublicKey, parseSignatures, signatureBase, verifyEd25519Base, type SignedRequest } from '../../core/httpsig.js';
 import { publicKeyFromDidKey } from '../../notary/did.js';
@@ -20,20 +21,6 @@ export interface VerifiedSignature {
 }
 
 const MAX_KEY_CACHE = 10_000;
-
-/** A bounded map that forgets its oldest entries (insertion order) when full. */
-class BoundedMap<K, V> extends Map<K, V> {
-  constructor(private readonly max: number) {
-    super();
-  }
-  override set(k: K, v: V): this {
-    if (this.size >= this.max && !this.has(k)) {
-      const first = this.keys().next();
-      if (first.done !== true) this.delete(first.value);
-    }
-    return super.set(k, v);
-  }
-}
 
 export class SignatureVerifier {
   private readonly keys = new BoundedMap<string, KeyObject>(MAX_KEY_CACHE);

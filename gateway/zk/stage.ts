@@ -18,9 +18,9 @@ import { createHash } from 'node:crypto';
 import { decodeZkHeader, ZK_PROOF_HEADER } from '../../circuits/header.js';
 import type { ZkVerifier, ZkVerified } from '../../circuits/verifier.js';
 import { CageError, isCageError } from '../../core/errors.js';
-import { didKeyFromPublicKey } from '../../notary/did.js';
+import { didKeyFromPublicKey } from '../../core/did-key.js';
 import type { ZkConfig, ZkRouteRequirement } from '../config/zk.js';
-import type { Exchange, ZkFacts } from '../exchange.js';
+import { EMPTY_LIST, type Exchange, type ZkFacts } from '../exchange.js';
 import { EMPTY_SHA256 } from '../forward.js';
 import type { Stage, StageResult } from '../pipeline.js';
 import type { GroupStore } from './groups.js';
@@ -127,9 +127,8 @@ export class ZkStage implements Stage {
     ex.identityKind = 'zk';
     ex.identity = `zk:${f.nullifier}`;
     ex.zk = f;
-    ex.roles = NO_ROLES;
+    ex.roles = EMPTY_LIST;
     ex.rateClass = '';
   }
 }
 
-const NO_ROLES: readonly string[] = Object.freeze([]);
